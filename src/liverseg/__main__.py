@@ -1,0 +1,7 @@
+"""``python -m liverseg``."""
+
+import sys
+
+from liverseg.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,293 @@
+"""The one volume type of liverseg: a voxel array plus its physical geometry.
+
+Conventions (read these once, they hold everywhere in the package):
+
+* ``array`` is indexed ``(z, y, x)`` (slice, row, column), the order numpy, nibabel-after-
+  transpose and SimpleITK's ``GetArrayFromImage`` agree on.
+* ``spacing`` is in millimetres **in array order** ``(z, y, x)``, so it can be passed straight to
+  the metric functions ``f(pred, ref, spacing_mm)`` together with ``array``.
+* ``origin`` is the physical position (mm, DICOM/ITK LPS patient coordinates ``(x, y, z)``) of
+  the centre of voxel ``array[0, 0, 0]``.
+* ``direction`` is the 3x3 ITK direction matrix: column ``j`` is the unit LPS vector along ITK
+  index axis ``j`` where ITK index ``(i, j, k)`` is array index ``(k, j, i)`` reversed, i.e.
+  column 0 is the direction of increasing ``x`` (array axis 2), column 2 of increasing ``z``.
+
+A label map is a ``Volume`` whose array is ``uint8`` with values in {0, 1, 2}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from liverseg.errors import GeometryError, InputError
+
+__all__ = ["Reorientation", "Volume", "to_canonical"]
+
+Triple = tuple[float, float, float]
+
+
+def _as_triple(values: Any, name: str) -> Triple:
+    arr = np.asarray(values, dtype=float).reshape(-1)
+    if arr.shape != (3,) or not np.all(np.isfinite(arr)):
+        raise GeometryError(f"{name} must be 3 finite numbers, got {values!r}")
+    return (float(arr[0]), float(arr[1]), float(arr[2]))
+
+
+@dataclass(frozen=True, eq=False)
+class Volume:
+    """A 3D voxel array with spacing, origin and direction (see the module docstring).
+
+    Attributes:
+        array: voxel data, shape ``(z, y, x)``; HU (float32/int16) for CT, uint8 for labels.
+        spacing: voxel size in mm, array order ``(z, y, x)``.
+        origin: LPS position in mm ``(x, y, z)`` of the centre of voxel ``[0, 0, 0]``.
+        direction: 3x3 ITK direction cosines (columns: x, y, z index axes, in LPS).
+        metadata: free-form provenance (source path, DICOM UIDs, ...); never geometry.
+    """
+
+    array: np.ndarray
+    spacing: Triple = (1.0, 1.0, 1.0)
+    origin: Triple = (0.0, 0.0, 0.0)
+    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        arr = np.asarray(self.array)
+        if arr.ndim != 3:
+            raise InputError(
+                f"expected a 3D volume (z, y, x), got an array with {arr.ndim} dimension(s) "
+                f"and shape {arr.shape}"
+            )
+        if min(arr.shape) < 1:
+            raise InputError(f"expected a non-empty 3D volume, got shape {arr.shape}")
+        spacing = _as_triple(self.spacing, "spacing")
+        if min(spacing) <= 0:
+            raise GeometryError(f"spacing must be positive (mm), got {spacing}")
+        direction = np.asarray(self.direction, dtype=float)
+        if direction.shape != (3, 3):
+            raise GeometryError(f"direction must be a 3x3 matrix, got shape {direction.shape}")
+        if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
+            raise GeometryError(f"direction must be orthonormal, got {direction.tolist()}")
+        object.__setattr__(self, "array", arr)
+        object.__setattr__(self, "spacing", spacing)
+        object.__setattr__(self, "origin", _as_triple(self.origin, "origin"))
+        direction = direction.copy()
+        direction.setflags(write=False)
+        object.__setattr__(self, "direction", direction)
+        object.__setattr__(self, "metadata", dict(self.metadata))
+
+    # ------------------------------------------------------------------ basic properties
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Array shape ``(z, y, x)``."""
+        return tuple(int(s) for s in self.array.shape)  # type: ignore[return-value]
+
+    @property
+    def spacing_xyz(self) -> Triple:
+        """Spacing in ITK order ``(x, y, z)``."""
+        z, y, x = self.spacing
+        return (x, y, z)
+
+    @property
+    def voxel_volume_mm3(self) -> float:
+        """Volume of one voxel in mm^3."""
+        return float(np.prod(self.spacing))
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        """Volume of one voxel in millilitres (cm^3)."""
+        return self.voxel_volume_mm3 / 1000.0
+
+    @property
+    def affine(self) -> np.ndarray:
+        """4x4 matrix mapping homogeneous array indices ``(z, y, x, 1)`` to LPS mm ``(x, y, z, 1)``."""
+        d_scaled = self.direction * np.asarray(self.spacing_xyz)[None, :]  # columns x, y, z
+        a = np.eye(4)
+        a[:3, :3] = d_scaled[:, ::-1]  # array order z, y, x
+        a[:3, 3] = self.origin
+        return a
+
+    def index_to_physical(self, index_zyx: np.ndarray) -> np.ndarray:
+        """Map array indices ``(..., 3)`` in ``(z, y, x)`` order to LPS mm ``(..., 3)``."""
+        idx = np.asarray(index_zyx, dtype=float)
+        aff = self.affine
+        return idx @ aff[:3, :3].T + aff[:3, 3]
+
+    def physical_to_index(self, points_lps: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`index_to_physical` (continuous indices, ``(z, y, x)``)."""
+        pts = np.asarray(points_lps, dtype=float)
+        aff = self.affine
+        return (pts - aff[:3, 3]) @ np.linalg.inv(aff[:3, :3]).T
+
+    # ------------------------------------------------------------------ derived volumes
+    def with_array(self, array: np.ndarray, **metadata: Any) -> Volume:
+        """A new volume on the same grid with another array of the same shape."""
+        array = np.asarray(array)
+        if array.shape != self.array.shape:
+            raise GeometryError(
+                f"with_array needs shape {self.array.shape}, got {array.shape}"
+            )
+        return Volume(array, self.spacing, self.origin, self.direction, {**self.metadata, **metadata})
+
+    def same_grid(self, other: Volume, *, atol: float = 1e-3) -> bool:
+        """True when ``other`` has the same shape, spacing, origin and direction (within ``atol``)."""
+        return (
+            self.shape == other.shape
+            and np.allclose(self.spacing, other.spacing, atol=atol)
+            and np.allclose(self.origin, other.origin, atol=atol)
+            and np.allclose(self.direction, other.direction, atol=atol)
+        )
+
+    def require_same_grid(self, other: Volume, what: str = "label") -> None:
+        """Raise :class:`GeometryError` naming both grids unless ``other`` shares this grid."""
+        if not self.same_grid(other):
+            raise GeometryError(
+                f"{what} grid does not match the image grid: image shape {self.shape}, spacing "
+                f"{_fmt(self.spacing)}, origin {_fmt(self.origin)}; {what} shape {other.shape}, "
+                f"spacing {_fmt(other.spacing)}, origin {_fmt(other.origin)}"
+            )
+
+    def geometry(self) -> dict[str, Any]:
+        """JSON-serialisable description of the grid (for reports and manifests)."""
+        return {
+            "shape_zyx": list(self.shape),
+            "spacing_zyx_mm": [round(s, 6) for s in self.spacing],
+            "origin_lps_mm": [round(o, 6) for o in self.origin],
+            "direction": [[round(v, 6) for v in row] for row in self.direction.tolist()],
+        }
+
+    # ------------------------------------------------------------------ SimpleITK bridge
+    @classmethod
+    def from_sitk(cls, image: Any, **metadata: Any) -> Volume:
+        """Build a volume from a 3D ``SimpleITK.Image`` (scalar pixels)."""
+        import SimpleITK as sitk
+
+        if image.GetDimension() != 3:
+            raise InputError(
+                f"expected a 3D image, got {image.GetDimension()}D with size {image.GetSize()}"
+            )
+        if image.GetNumberOfComponentsPerPixel() != 1:
+            raise InputError(
+                f"expected a scalar image, got {image.GetNumberOfComponentsPerPixel()} components per voxel"
+            )
+        arr = sitk.GetArrayFromImage(image)
+        sx, sy, sz = image.GetSpacing()
+        direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+        return cls(arr, (sz, sy, sx), image.GetOrigin(), direction, metadata)
+
+    def to_sitk(self) -> Any:
+        """Convert to a ``SimpleITK.Image`` with identical geometry."""
+        import SimpleITK as sitk
+
+        img = sitk.GetImageFromArray(np.ascontiguousarray(self.array))
+        img.SetSpacing(self.spacing_xyz)
+        img.SetOrigin(self.origin)
+        img.SetDirection(tuple(float(v) for v in self.direction.reshape(-1)))
+        return img
+
+    def __repr__(self) -> str:
+        return (
+            f"Volume(shape={self.shape}, dtype={self.array.dtype}, spacing_zyx={_fmt(self.spacing)}, "
+            f"origin={_fmt(self.origin)})"
+        )
+
+
+def _fmt(values: Any) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+
+@dataclass(frozen=True)
+class Reorientation:
+    """An exact axis permutation/flip between an input grid and the canonical grid.
+
+    ``perm[p]`` is the ITK index axis of the input that becomes canonical ITK axis ``p``;
+    ``flip[p]`` says whether that axis is reversed. No interpolation is involved, so
+    :meth:`to_original` is the exact inverse of the forward mapping.
+    """
+
+    perm: tuple[int, int, int]
+    flip: tuple[bool, bool, bool]
+    original: Volume
+
+    @property
+    def is_identity(self) -> bool:
+        return self.perm == (0, 1, 2) and not any(self.flip)
+
+    def to_canonical_array(self, array: np.ndarray) -> np.ndarray:
+        """Apply the forward mapping to the last three axes of ``array`` (input grid, ``z,y,x``)."""
+        lead = array.ndim - 3
+        # array order (z,y,x) is ITK order reversed: ITK axis a is array axis 2 - a.
+        itk_axes = [lead + 2 - self.perm[p] for p in (2, 1, 0)]
+        out = np.transpose(array, [*range(lead), *itk_axes])
+        for p in range(3):
+            if self.flip[p]:
+                out = np.flip(out, axis=lead + 2 - p)
+        return np.ascontiguousarray(out)
+
+    def to_original_array(self, array: np.ndarray) -> np.ndarray:
+        """Map an array on the canonical grid (last three axes) back to the input grid exactly."""
+        lead = array.ndim - 3
+        out = array
+        for p in range(3):
+            if self.flip[p]:
+                out = np.flip(out, axis=lead + 2 - p)
+        # canonical array axis (lead + 2 - p) holds input ITK axis perm[p]
+        inv = [0, 0, 0]
+        for p in range(3):
+            inv[2 - self.perm[p]] = lead + 2 - p
+        out = np.transpose(out, [*range(lead), *inv])
+        return np.ascontiguousarray(out)
+
+    def to_original(self, volume: Volume) -> Volume:
+        """Map a canonical-grid volume (e.g. a label map) back onto the input's exact grid."""
+        expected = self.to_canonical_array(np.empty(self.original.shape, dtype=bool)).shape
+        if volume.shape != expected:
+            raise GeometryError(
+                f"array on the canonical grid must have shape {expected}, got {volume.shape}"
+            )
+        return self.original.with_array(self.to_original_array(volume.array))
+
+
+def to_canonical(volume: Volume) -> tuple[Volume, Reorientation]:
+    """Permute/flip ``volume`` so its direction is as close as possible to identity (LPS+).
+
+    In the canonical grid array axis 2 runs right->left (x), axis 1 anterior->posterior (y) and
+    axis 0 inferior->superior (z). Oblique directions keep their small rotation (no resampling);
+    only the axis order and signs change. Returns the canonical volume and the
+    :class:`Reorientation` that maps results back exactly.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    d = volume.direction
+    # cost[p, i]: how badly ITK axis i fits physical axis p
+    rows, cols = linear_sum_assignment(-np.abs(d))
+    perm = [0, 0, 0]
+    for p, i in zip(rows, cols, strict=True):
+        perm[int(p)] = int(i)
+    flip = tuple(bool(d[p, perm[p]] < 0) for p in range(3))
+    reo = Reorientation(tuple(perm), flip, volume)  # type: ignore[arg-type]
+    if reo.is_identity:
+        return volume, reo
+    arr = reo.to_canonical_array(volume.array)
+    sp_itk = volume.spacing_xyz
+    new_sp_itk = [sp_itk[perm[p]] for p in range(3)]
+    new_dir = np.stack([d[:, perm[p]] * (-1.0 if flip[p] else 1.0) for p in range(3)], axis=1)
+    # origin: physical point of the input voxel that becomes canonical index (0,0,0)
+    first_itk = np.zeros(3)
+    shape_itk = volume.shape[::-1]
+    for p in range(3):
+        if flip[p]:
+            first_itk[perm[p]] = shape_itk[perm[p]] - 1
+    origin = volume.index_to_physical(first_itk[::-1])
+    canon = Volume(
+        arr,
+        (new_sp_itk[2], new_sp_itk[1], new_sp_itk[0]),
+        origin,
+        new_dir,
+        volume.metadata,
+    )
+    return canon, reo
