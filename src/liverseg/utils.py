@@ -33,6 +33,16 @@ T = TypeVar("T")
 _PROGRESS_ENABLED = True
 
 
+def _read_umask() -> int:
+    # Read once at import (os.umask can only be read by setting it, which is not thread-safe later).
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def ensure_parent(path: str | Path) -> Path:
     """Create the parent folder of ``path`` if needed; raise :class:`OutputError` if impossible."""
     path = Path(path)
@@ -59,6 +69,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; use the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

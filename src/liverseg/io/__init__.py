@@ -1,5 +1,43 @@
-"""Reading and writing CT volumes and label maps (no torch here)."""
+"""Reading and writing CT volumes and label maps (no torch here).
 
+Public API (see docs/contracts.md "I/O"):
+
+* :func:`read_volume` / :func:`write_volume`: NIfTI, NRRD, MetaImage, DICOM series (folder/zip),
+  DICOM-SEG (labels).
+* :func:`read_dicom_series`, :func:`list_dicom_series`: DICOM CT series from a folder or zip.
+* :func:`read_dicom_seg` / :func:`write_dicom_seg`: DICOM Segmentation objects (highdicom).
+* :func:`read_png_stack`: folders of PNG slices (the seed format) as (image, label).
+* :func:`read_chaos_case`: a CHAOS CT case folder as (image, label).
+* :func:`check_label_map`, :func:`binary_mask_to_label`: label-map validation.
+* :func:`load_sample`: the bundled CHAOS-derived demo case.
+* :class:`Volume`, :func:`to_canonical`, :class:`Reorientation`: the volume type and exact reorientation.
+"""
+
+from liverseg.io.chaos import read_chaos_case
+from liverseg.io.dicom_seg import read_dicom_seg, write_dicom_seg
+from liverseg.io.dicom_series import list_dicom_series, read_dicom_series
+from liverseg.io.labels import LABELS, binary_mask_to_label, check_label_map
+from liverseg.io.png_stack import read_png_stack
+from liverseg.io.readers import read_volume, write_volume
+from liverseg.io.sample import SAMPLE_IMAGE, SAMPLE_LABEL, load_sample
 from liverseg.io.volume import Reorientation, Volume, to_canonical
 
-__all__ = ["Reorientation", "Volume", "to_canonical"]
+__all__ = [
+    "LABELS",
+    "SAMPLE_IMAGE",
+    "SAMPLE_LABEL",
+    "Reorientation",
+    "Volume",
+    "binary_mask_to_label",
+    "check_label_map",
+    "list_dicom_series",
+    "load_sample",
+    "read_chaos_case",
+    "read_dicom_seg",
+    "read_dicom_series",
+    "read_png_stack",
+    "read_volume",
+    "to_canonical",
+    "write_dicom_seg",
+    "write_volume",
+]

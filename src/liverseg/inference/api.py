@@ -1,0 +1,210 @@
+"""The segmentation entry points shared by the CLI (``liverseg segment``) and the web service.
+
+Path of one CT: read -> canonical orientation -> HU check -> stage 1 (liver box) -> crop ->
+stage 2 (liver + tumor, 2.5D, optional TTA) -> post-processing -> back to the input grid ->
+write -> measure -> report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from liverseg.errors import InputError
+from liverseg.io import Volume, to_canonical
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SegmentOptions", "SegmentResult", "run_segment", "segment_volume"]
+
+ProgressFn = Callable[[str, float], None]
+NO_LIVER_WARNING = (
+    "no liver was found in this scan (is it an abdominal CT covering the liver?); "
+    "the label map is empty"
+)
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """Options of one segmentation run.
+
+    Attributes:
+        model: shipped model name, ``default``, a model folder or a checkpoint path.
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        tta: test-time augmentation (stage 2 averaged over in-plane scales 0.9, 1.0, 1.1).
+        min_lesion_mm3: tumor components smaller than this (mm^3) are relabelled liver.
+        backend: ``auto`` (the model's measured-faster CPU backend), ``torch`` or ``onnx``.
+        keep_probabilities: also return class probabilities on the input grid.
+    """
+
+    model: str = "default"
+    device: str = "auto"
+    tta: bool = False
+    min_lesion_mm3: float = 10.0
+    backend: str = "auto"
+    keep_probabilities: bool = False
+
+
+@dataclass
+class SegmentResult:
+    """Result of :func:`segment_volume`, on the input's grid."""
+
+    labels: Volume  # uint8 0/1/2, exactly the input grid
+    probabilities: np.ndarray | None  # float32 (3, z, y, x) on the input grid, when requested
+    liver_found: bool
+    timings_s: dict[str, float]
+    model: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def segment_volume(image: Volume, options: SegmentOptions = SegmentOptions(), progress: ProgressFn | None = None) -> SegmentResult:
+    """Segment liver and tumors in a CT ``image`` (HU). See the module docstring for the steps."""
+    from liverseg.catalog import resolve_model
+    from liverseg.inference.backends import resolve_device
+    from liverseg.inference.loading import load_cascade
+    from liverseg.inference.postprocess import postprocess_labels
+    from liverseg.preprocessing import check_ct_intensities, check_volume_size
+
+    timings: dict[str, float] = {}
+    warnings: list[str] = []
+    report = progress or (lambda stage, frac: None)
+
+    t0 = time.perf_counter()
+    check_volume_size(image)
+    check_ct_intensities(image, path=image.metadata.get("source"))
+    bundle = resolve_model(options.model)
+    device = resolve_device(options.device)
+    backend = options.backend
+    if backend == "auto":
+        backend = str(bundle.info.get("cpu_backend", "torch")) if device == "cpu" else "torch"
+    cascade = load_cascade(bundle, device, backend)
+    timings["load_model"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    canon, reorientation = to_canonical(image.with_array(image.array.astype(np.float32, copy=False)))
+    timings["reorient"] = time.perf_counter() - t0
+    report("preprocess", 1.0)
+
+    result = cascade.segment(canon, tta=options.tta, keep_probabilities=options.keep_probabilities, progress=report)
+    timings.update(result.timings_s)
+
+    t0 = time.perf_counter()
+    post_cfg = bundle.info.get("postprocess", {})
+    labels_c = postprocess_labels(
+        result.labels,
+        canon.spacing,
+        min_lesion_mm3=options.min_lesion_mm3,
+        tumor_prob=result.tumor_prob,
+        min_lesion_confidence=float(post_cfg.get("min_lesion_confidence", 0.0)),
+    )
+    timings["postprocess"] = time.perf_counter() - t0
+    liver_found = bool((labels_c > 0).any())
+    if not liver_found:
+        warnings.append(NO_LIVER_WARNING)
+        log.warning(NO_LIVER_WARNING)
+
+    t0 = time.perf_counter()
+    labels = image.with_array(reorientation.to_original_array(labels_c).astype(np.uint8))
+    probs = None
+    if result.probabilities is not None:
+        probs = reorientation.to_original_array(result.probabilities)
+    timings["inverse_mapping"] = time.perf_counter() - t0
+    report("postprocess", 1.0)
+    model_info = {**bundle.describe(), "backend": backend, "device": device}
+    return SegmentResult(labels, probs, liver_found, timings, model_info, warnings)
+
+
+def _check_outputs(paths: list[Path | None]) -> None:
+    """Fail before any work when an output location cannot be written."""
+    from liverseg.utils import ensure_parent
+
+    for p in paths:
+        if p is not None:
+            ensure_parent(p)
+
+
+def run_segment(
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    report_json: str | Path | None = None,
+    html: str | Path | None = None,
+    overlays_dir: str | Path | None = None,
+    dicom_seg: str | Path | None = None,
+    probabilities: str | Path | None = None,
+    options: SegmentOptions = SegmentOptions(),
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Segment one CT file or DICOM series and write the requested outputs; return the report.
+
+    Every output is written atomically; the label map has exactly the input's grid.
+    """
+    from liverseg.io import read_volume, write_dicom_seg, write_volume
+    from liverseg.reporting import build_report, write_html, write_overlays, write_report_json
+
+    t_start = time.perf_counter()
+    input_path, output_path = Path(input_path), Path(output_path)
+    opt_paths = [Path(p) if p is not None else None for p in (report_json, html, dicom_seg, probabilities)]
+    _check_outputs([output_path, *opt_paths, Path(overlays_dir) / "x" if overlays_dir else None])
+
+    t0 = time.perf_counter()
+    image = read_volume(input_path, kind="image")
+    t_read = time.perf_counter() - t0
+    if dicom_seg is not None and "dicom" not in image.metadata:
+        raise InputError("--dicom-seg needs a DICOM series as input (folder or .zip), got a non-DICOM file", input_path)
+    if probabilities is not None:
+        options = SegmentOptions(**{**options.__dict__, "keep_probabilities": True})
+
+    result = segment_volume(image, options, progress)
+    timings = {"read": t_read, **result.timings_s}
+
+    t0 = time.perf_counter()
+    write_volume(result.labels, output_path)
+    if dicom_seg is not None:
+        write_dicom_seg(result.labels, image, dicom_seg)
+    if probabilities is not None and result.probabilities is not None:
+        _write_probabilities(image, result.probabilities, Path(probabilities))
+    timings["write"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_start
+
+    input_info = {"name": input_path.name, "format": _input_format(input_path, image), **image.geometry()}
+    report = build_report(
+        image, result.labels, model=result.model, timings_s=timings, input_info=input_info, warnings=result.warnings
+    )
+    if report_json is not None:
+        write_report_json(report, report_json)
+    if html is not None:
+        write_html(report, image, result.labels, html)
+    if overlays_dir is not None:
+        write_overlays(image, result.labels, report, overlays_dir)
+    return report
+
+
+def _input_format(path: Path, image: Volume) -> str:
+    if "dicom" in image.metadata:
+        return "dicom-zip" if path.suffix.lower() == ".zip" else "dicom-folder"
+    name = path.name.lower()
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"):
+        if name.endswith(suffix):
+            return suffix.lstrip(".")
+    return "unknown"
+
+
+def _write_probabilities(image: Volume, probs: np.ndarray, path: Path) -> None:
+    """Class probabilities (background, liver, tumor) as a 3-component float32 image on the input grid."""
+    import SimpleITK as sitk
+
+    from liverseg.utils import atomic_path
+
+    img = sitk.GetImageFromArray(np.moveaxis(probs, 0, -1).astype(np.float32), isVector=True)
+    img.SetSpacing(image.spacing_xyz)
+    img.SetOrigin(image.origin)
+    img.SetDirection(tuple(float(v) for v in image.direction.reshape(-1)))
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(img, str(tmp), useCompression=True)

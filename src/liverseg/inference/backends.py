@@ -1,0 +1,108 @@
+"""Execution backends for the 2D stage networks: PyTorch, or ONNX Runtime on CPU.
+
+A backend maps a float32 batch ``(N, C, H, W)`` to class probabilities ``(N, K, H, W)``.
+Inputs of different sizes are fine (the networks pad internally to their stride).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Backend", "OnnxBackend", "TorchBackend", "resolve_device"]
+
+
+class Backend(Protocol):
+    name: str
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Softmax probabilities ``(N, K, H, W)`` float32 for a batch ``(N, C, H, W)``."""
+        ...
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available else ``cpu``; ``cuda`` without a GPU is an error."""
+    import torch
+
+    from liverseg.errors import LiversegError
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise LiversegError("--device cuda was requested but no CUDA GPU is available (use --device cpu)")
+    if device not in ("cpu", "cuda"):
+        raise LiversegError(f"--device must be auto, cpu or cuda, got {device!r}")
+    return device
+
+
+class TorchBackend:
+    """Run a ``torch.nn.Module`` in inference mode (fp16 autocast on CUDA)."""
+
+    def __init__(self, model: Any, device: str = "cpu") -> None:
+        import torch
+
+        self.name = f"torch-{device}"
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        if device == "cpu":
+            torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+            if self.device.type == "cuda":
+                with torch.autocast("cuda", dtype=torch.float16):
+                    logits = self.model(x)
+            else:
+                logits = self.model(x)
+            return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+
+class OnnxBackend:
+    """Run an exported ONNX graph with ONNX Runtime (CPU execution provider)."""
+
+    def __init__(self, onnx_path: Path) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, os.cpu_count() or 1)
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.name = "onnxruntime-cpu"
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        logits = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        logits = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def export_onnx(model: Any, in_channels: int, path: Path) -> Path:
+    """Export ``model`` to ONNX with dynamic batch, height and width (opset 17), atomically."""
+    import torch
+
+    from liverseg.utils import atomic_path
+
+    model = model.float().eval().cpu()
+    dummy = torch.zeros(1, in_channels, 96, 96)
+    with atomic_path(path) as tmp:
+        torch.onnx.export(
+            model,
+            (dummy,),
+            str(tmp),
+            input_names=["slab"],
+            output_names=["logits"],
+            dynamic_axes={"slab": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    return path

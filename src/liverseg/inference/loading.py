@@ -1,0 +1,70 @@
+"""Load a resolved model bundle into a :class:`~liverseg.inference.predictor.Cascade`.
+
+Loaded cascades are cached per (model folder, device, backend) so the web service's workers and
+batch runs pay the load cost once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+from liverseg.catalog import ModelBundle
+from liverseg.inference.backends import OnnxBackend, TorchBackend, export_onnx
+from liverseg.inference.predictor import Cascade, StageRunner
+
+log = logging.getLogger(__name__)
+
+__all__ = ["load_cascade"]
+
+
+def _onnx_cache_path(checkpoint: Path) -> Path:
+    """Where the ONNX export of ``checkpoint`` is kept: beside it if writable, else the user cache."""
+    from liverseg.utils import sha256_file
+
+    digest = sha256_file(checkpoint)[:16]
+    beside = checkpoint.with_suffix(f".{digest}.onnx")
+    if beside.exists() or _writable(beside.parent):
+        return beside
+    cache = Path.home() / ".cache" / "liverseg" / "onnx"
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache / f"{checkpoint.stem}.{digest}.onnx"
+
+
+def _writable(folder: Path) -> bool:
+    import os
+
+    return os.access(folder, os.W_OK)
+
+
+def _stage_runner(checkpoint: Path, device: str, backend: str, batch_size: int) -> StageRunner:
+    from liverseg.training.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(checkpoint, device="cpu")
+    if backend == "onnx" and device == "cpu":
+        onnx_path = _onnx_cache_path(checkpoint)
+        if not onnx_path.exists():
+            log.info("exporting %s to ONNX (once) at %s", checkpoint.name, onnx_path)
+            export_onnx(loaded.model, int(loaded.spec.context_slices) * 2 + 1, onnx_path)
+        return StageRunner(OnnxBackend(onnx_path), loaded.spec, batch_size=batch_size)
+    return StageRunner(TorchBackend(loaded.model, device), loaded.spec, batch_size=batch_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(stages: tuple[tuple[str, str], ...], device: str, backend: str) -> Cascade:
+    batch = 16 if device == "cuda" else 8
+    runners = {name: _stage_runner(Path(path), device, backend, batch) for name, path in stages}
+    return Cascade(liver=runners.get("liver"), tumor=runners.get("tumor"), single=runners.get("single"))
+
+
+def load_cascade(bundle: ModelBundle, device: str = "cpu", backend: str = "torch") -> Cascade:
+    """Build (or fetch from the cache) the cascade for ``bundle`` on ``device``.
+
+    Args:
+        bundle: from :func:`liverseg.catalog.resolve_model`.
+        device: ``cpu`` or ``cuda`` (already resolved).
+        backend: ``torch`` or ``onnx`` (ONNX Runtime is used on CPU only).
+    """
+    stages = tuple(sorted((k, str(v)) for k, v in bundle.stages.items()))
+    return _load_cached(stages, device, backend)

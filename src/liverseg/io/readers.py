@@ -1,0 +1,145 @@
+"""``read_volume`` / ``write_volume``: one entry point for every supported CT and label format.
+
+Dispatch is by what the path *is*, not only by its name:
+
+* a folder, or a zip archive (by its magic bytes)        -> DICOM series
+* a file with the DICOM preamble (``DICM`` at byte 128)  -> DICOM-SEG (labels) or an error
+  explaining that a single slice is not a volume
+* ``.nii``/``.nii.gz``/``.nrrd``/``.nhdr``/``.mha``/``.mhd`` -> SimpleITK
+* 2D picture formats (PNG, JPEG, ...) and anything else  -> :class:`InputError`
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from liverseg.errors import InputError
+from liverseg.io.itk_files import ITK_READ_SUFFIXES, read_itk_file, suffix_of, write_itk_file
+from liverseg.io.labels import check_label_map
+from liverseg.io.sources import is_dicom_file
+from liverseg.io.volume import Volume
+
+__all__ = ["read_volume", "write_volume"]
+
+log = logging.getLogger(__name__)
+
+_PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
+_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+_SUPPORTED = ".nii, .nii.gz, .nrrd, .mha, .mhd, a DICOM series folder or .zip, a DICOM-SEG file (labels)"
+
+
+def _read_dicom_file(path: Path, kind: str, reference: Volume | None) -> Volume:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
+        raise InputError(f"unreadable DICOM file ({type(exc).__name__}: {exc})", path) from exc
+    if str(ds.get("SOPClassUID", "")) == _SEG_SOP_CLASS:
+        if kind != "label":
+            raise InputError(
+                "expected a CT image, got a DICOM-SEG segmentation; read it with kind='label'", path
+            )
+        from liverseg.io.dicom_seg import read_dicom_seg
+
+        return read_dicom_seg(path, reference)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        from liverseg.io.dicom_series import read_dicom_series
+
+        return read_dicom_series(path.parent, series_instance_uid=str(ds.get("SeriesInstanceUID")))
+    raise InputError(
+        "expected a 3D CT volume, got a single DICOM slice; give the folder (or .zip) holding the "
+        "whole series",
+        path,
+    )
+
+
+def read_volume(
+    path: str | Path,
+    *,
+    kind: Literal["image", "label"] = "image",
+    allow_binary_255: bool = False,
+    reference: Volume | None = None,
+) -> Volume:
+    """Read a CT image or label map from any supported format.
+
+    Args:
+        path: .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd file, a DICOM series folder or .zip, or a
+            DICOM-SEG file (``kind="label"``).
+        kind: ``"image"`` returns float32 (HU for CT); ``"label"`` returns uint8 with values
+            in {0, 1, 2} (checked, see :func:`check_label_map`).
+        allow_binary_255: for labels, accept a 0/255 binary mask unchanged (the caller maps 255).
+        reference: for DICOM-SEG, the image whose grid the labels are placed on.
+
+    Returns:
+        Volume with array ``(z, y, x)``, spacing mm ``(z, y, x)``, LPS origin and direction;
+        ``metadata["source"] = str(path)`` (and ``metadata["dicom"]`` for DICOM input).
+
+    Raises:
+        InputError: the path does not exist, is empty, corrupt/truncated, 2D or 4D, of an
+            unknown format, or (labels) holds values outside {0, 1, 2}.
+    """
+    if kind not in ("image", "label"):
+        raise InputError(f"expected kind 'image' or 'label', got {kind!r}")
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"does not exist; expected {_SUPPORTED}", path)
+    suffix = suffix_of(path)
+    if path.is_file() and is_dicom_file(path):
+        volume = _read_dicom_file(path, kind, reference)
+    elif path.is_dir() or (path.is_file() and suffix not in ITK_READ_SUFFIXES and zipfile.is_zipfile(path)):
+        from liverseg.io.dicom_series import read_dicom_series
+
+        volume = read_dicom_series(path)
+    elif suffix in ITK_READ_SUFFIXES:
+        volume = read_itk_file(path, kind=kind)
+    elif suffix in _PICTURE_SUFFIXES:
+        raise InputError(
+            f"expected a 3D CT volume ({_SUPPORTED}), got a 2D {suffix[1:].upper()} picture; a folder "
+            "of PNG slices can be read with liverseg.io.read_png_stack",
+            path,
+        )
+    else:
+        raise InputError(f"unknown format {suffix or '(no extension)'!r}; expected {_SUPPORTED}", path)
+
+    metadata = {**volume.metadata, "source": str(path)}
+    if kind == "image":
+        if volume.shape[0] < 2:
+            raise InputError(f"expected a 3D CT volume with several slices, got shape {volume.shape}", path)
+        array = volume.array if volume.array.dtype == np.float32 else volume.array.astype(np.float32)
+        return Volume(array, volume.spacing, volume.origin, volume.direction, metadata)
+    labels = check_label_map(volume, path=path, allow_binary_255=allow_binary_255)
+    return Volume(labels.array, labels.spacing, labels.origin, labels.direction, metadata)
+
+
+def write_volume(volume: Volume, path: str | Path, *, kind: Literal["image", "label"] | None = None) -> Path:
+    """Write ``volume`` atomically; the format follows the suffix (.nii.gz, .nii, .nrrd, .mha).
+
+    The file holds exactly the volume's geometry (spacing, origin, direction) and dtype (bool is
+    stored as uint8), so :func:`read_volume` of the result gives the same grid and values. The
+    output folder is created if needed.
+
+    Args:
+        volume: the volume to write.
+        path: output file; its suffix picks the format.
+        kind: ``"label"`` checks the values are in {0, 1, 2} and stores uint8 whatever the
+            array's dtype (e.g. an int64 argmax); ``None``/``"image"`` keep the dtype.
+
+    Raises:
+        InputError: ``kind="label"`` and values outside {0, 1, 2}.
+        OutputError: unsupported suffix, folder not creatable/writable, or the write failed
+            (no partial file is left behind).
+    """
+    path = Path(path)
+    if kind == "label":
+        volume = check_label_map(volume, path=path)
+    out = write_itk_file(volume, path)
+    log.debug("wrote %s %s to %s", volume.shape, volume.array.dtype, out)
+    return out
