@@ -1,0 +1,181 @@
+"""The per-scan report: a JSON-ready dict validated against ``report.schema.json`` (version 1.0).
+
+:func:`build_report` gathers the liver volume (liver including tumor, label >= 1), tumor volume,
+tumor burden, the lesion table of :func:`liverseg.reporting.measure_lesions` (largest first), the
+model, timings, software versions, input geometry and warnings, plus the disclaimer.
+:func:`write_report_json` writes it atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import importlib.metadata
+import json
+import logging
+import math
+import platform
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from liverseg import __version__
+from liverseg.errors import OutputError
+from liverseg.io.volume import Volume
+from liverseg.reporting.measure import canonical_scan, measure_lesions
+from liverseg.utils import atomic_write_text
+
+__all__ = [
+    "DISCLAIMER",
+    "SCHEMA_VERSION",
+    "build_report",
+    "load_schema",
+    "software_versions",
+    "validate_report",
+    "write_report_json",
+]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1.0"
+DISCLAIMER = (
+    "Research use, not a medical device. Automatic segmentation and measurements may be wrong; "
+    "they must be checked by a qualified clinician and are not a diagnosis."
+)
+NO_LIVER_WARNING = "no liver was found in the segmentation: volumes and lesion locations are not available"
+_PACKAGES = {
+    "numpy": "numpy",
+    "scipy": "scipy",
+    "SimpleITK": "SimpleITK",
+    "cc3d": "connected-components-3d",
+    "torch": "torch",
+    "monai": "monai",
+}
+
+
+def software_versions() -> dict[str, str | None]:
+    """Versions of Python, liverseg and the main libraries (``None`` when not installed).
+
+    Read from package metadata (``importlib.metadata``), so nothing heavy (torch) is imported.
+    """
+    versions: dict[str, str | None] = {"liverseg": __version__, "python": platform.python_version()}
+    for key, dist in _PACKAGES.items():
+        try:
+            versions[key] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[key] = None
+    return versions
+
+
+@functools.lru_cache(maxsize=1)
+def load_schema() -> dict[str, Any]:
+    """The report JSON Schema (draft 2020-12) shipped beside this module."""
+    return json.loads((Path(__file__).with_name("report.schema.json")).read_text(encoding="utf-8"))
+
+
+def validate_report(report: Mapping[str, Any]) -> None:
+    """Raise :class:`OutputError` when ``report`` does not match ``report.schema.json``.
+
+    Needs the ``jsonschema`` package; without it the check is skipped with a logged warning.
+    """
+    try:
+        import jsonschema
+    except ImportError:  # pragma: no cover - jsonschema is a declared dependency
+        log.warning("jsonschema is not installed: the report was not validated against its schema")
+        return
+    validator = jsonschema.Draft202012Validator(load_schema())
+    errors = sorted(validator.iter_errors(report), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+        raise OutputError(
+            f"the report does not match report.schema.json {SCHEMA_VERSION} at {where}: "
+            f"{first.message} ({len(errors)} problem(s))"
+        )
+
+
+def _json_ready(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_ready(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_ready(obj.tolist())
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def build_report(
+    image: Volume,
+    labels: Volume,
+    *,
+    model: dict,
+    timings_s: dict,
+    input_info: dict,
+    warnings: list[str],
+) -> dict:
+    """Build the report of one scan (see ``report.schema.json`` and docs/contracts.md).
+
+    Args:
+        image: the CT (HU) the labels were computed on, same grid as ``labels``.
+        labels: label map 0/1/2 (any orientation).
+        model: at least ``{"name": str, "version": str}``.
+        timings_s: stage -> seconds (non-negative numbers).
+        input_info: facts about the input (e.g. ``{"name": "ct.nii.gz"}``); a ``path`` is reduced
+            to its file name so reports do not leak folder names.
+        warnings: messages for the reader; "no liver found" is added when it applies.
+    Returns:
+        the report dict (JSON-serialisable, validated).
+    """
+    scan = canonical_scan(image, labels)
+    liver = scan.liver
+    lesions = measure_lesions(image, labels, scan=scan)
+    tumor_ml = float(np.count_nonzero(labels.array == 2)) * labels.voxel_volume_ml
+    liver_ml = float(liver["volume_ml"])
+    warnings = [str(w) for w in warnings]
+    if not liver["found"] and NO_LIVER_WARNING not in warnings:
+        warnings.append(NO_LIVER_WARNING)
+    info = dict(input_info)
+    if "path" in info:
+        info["path"] = Path(str(info["path"])).name
+    source = info.get("path") or image.metadata.get("source")
+    info.setdefault("name", Path(str(source)).name if source else None)
+    info["geometry"] = image.geometry()
+    info["axial_axis"] = scan.axial_axis
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "liver_found": bool(liver["found"]),
+        "liver_volume_ml": round(liver_ml, 3),
+        "tumor_volume_ml": round(tumor_ml, 3),
+        "tumor_burden_percent": round(100.0 * tumor_ml / liver_ml, 3) if liver_ml > 0 else 0.0,
+        "lesion_count": len(lesions),
+        "liver_centroid_lps_mm": None
+        if liver["centroid_lps_mm"] is None
+        else [round(v, 2) for v in liver["centroid_lps_mm"]],
+        "lesions": lesions,
+        "model": dict(model),
+        "timings_s": dict(timings_s),
+        "software": software_versions(),
+        "input": info,
+        "warnings": warnings,
+        "disclaimer": DISCLAIMER,
+    }
+    report = _json_ready(report)
+    validate_report(report)
+    return report
+
+
+def write_report_json(report: Mapping[str, Any], path: str | Path) -> Path:
+    """Write ``report`` as indented UTF-8 JSON, atomically; returns the path."""
+    text = json.dumps(_json_ready(report), indent=2, ensure_ascii=False, allow_nan=False)
+    return atomic_write_text(path, text + "\n")

@@ -1,0 +1,150 @@
+"""build_report, schema validation, JSON/PNG/HTML outputs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+from liverseg.errors import OutputError
+from liverseg.io import Volume
+from liverseg.reporting import (
+    DISCLAIMER,
+    build_report,
+    load_schema,
+    render_html,
+    validate_report,
+    write_html,
+    write_overlays,
+    write_report_json,
+)
+
+MODEL = {"name": "cascade-unet", "version": "0.3.1"}
+
+
+def _scan(tumor: bool = True, liver: bool = True) -> tuple[Volume, Volume]:
+    shape = (16, 64, 64)
+    vol = Volume(np.zeros(shape, dtype=np.float32), (2.5, 0.8, 0.8), (-25.0, -25.0, 40.0))
+    z, y, x = np.mgrid[: shape[0], : shape[1], : shape[2]]
+    labels = np.zeros(shape, dtype=np.uint8)
+    if liver:
+        labels[(((z - 8) / 7.0) ** 2 + ((y - 32) / 26.0) ** 2 + ((x - 30) / 24.0) ** 2) <= 1] = 1
+    if tumor:
+        labels[(((z - 9) / 2.5) ** 2 + ((y - 28) / 9.0) ** 2 + ((x - 24) / 7.0) ** 2) <= 1] = 2
+        labels[7, 44:47, 38:41] = 2  # a second, small lesion
+    hu = np.where(labels == 2, 25.0, np.where(labels == 1, 90.0, -80.0)).astype(np.float32)
+    return vol.with_array(hu, source="/secret/folder/ct_001.nii.gz"), vol.with_array(labels)
+
+
+def _report(image: Volume, labels: Volume, **kw) -> dict:
+    args = {
+        "model": MODEL,
+        "timings_s": {"stage1": 1.5, "stage2": 0.25},
+        "input_info": {"path": "/secret/folder/ct_001.nii.gz"},
+        "warnings": [],
+    }
+    args.update(kw)
+    return build_report(image, labels, **args)
+
+
+def test_report_contents_and_schema():
+    image, labels = _scan()
+    report = _report(image, labels)
+    jsonschema.Draft202012Validator.check_schema(load_schema())
+    jsonschema.validate(report, load_schema())
+    voxel_ml = 2.5 * 0.8 * 0.8 / 1000
+    assert report["schema_version"] == "1.0" and report["liver_found"] is True
+    assert report["liver_volume_ml"] == pytest.approx(
+        np.count_nonzero(labels.array >= 1) * voxel_ml, abs=1e-3
+    )
+    assert report["tumor_volume_ml"] == pytest.approx(
+        np.count_nonzero(labels.array == 2) * voxel_ml, abs=1e-3
+    )
+    assert report["tumor_burden_percent"] == pytest.approx(
+        100 * np.count_nonzero(labels.array == 2) / np.count_nonzero(labels.array >= 1), abs=1e-3
+    )
+    assert report["lesion_count"] == 2 == len(report["lesions"])
+    vols = [les["volume_ml"] for les in report["lesions"]]
+    assert vols == sorted(vols, reverse=True) and [les["id"] for les in report["lesions"]] == [1, 2]
+    assert report["model"] == MODEL and report["timings_s"]["stage1"] == 1.5
+    assert report["software"]["numpy"] == np.__version__ and report["software"]["python"]
+    assert report["input"]["name"] == "ct_001.nii.gz" and "secret" not in json.dumps(report["input"])
+    assert report["input"]["geometry"]["shape_zyx"] == [16, 64, 64] and report["input"]["axial_axis"] == 0
+    assert report["disclaimer"] == DISCLAIMER and "not a medical device" in DISCLAIMER
+    json.dumps(report, allow_nan=False)  # strict JSON
+
+
+def test_empty_tumor_and_empty_liver():
+    image, labels = _scan(tumor=False)
+    report = _report(image, labels)
+    assert (report["lesion_count"], report["tumor_volume_ml"], report["tumor_burden_percent"]) == (
+        0,
+        0.0,
+        0.0,
+    )
+    assert report["liver_found"] is True and report["lesions"] == []
+    image, labels = _scan(tumor=False, liver=False)
+    report = _report(image, labels, warnings=["input had 3 duplicate slices"])
+    assert report["liver_found"] is False and report["liver_volume_ml"] == 0.0
+    assert report["liver_centroid_lps_mm"] is None and report["tumor_burden_percent"] == 0.0
+    assert report["warnings"][0] == "input had 3 duplicate slices"
+    assert any("no liver" in w for w in report["warnings"])
+    jsonschema.validate(report, load_schema())
+
+
+def test_schema_rejects_broken_reports():
+    image, labels = _scan()
+    report = _report(image, labels)
+    broken = json.loads(json.dumps(report))
+    broken["lesions"][0]["location"]["side"] = "middle"
+    with pytest.raises(OutputError, match="lesions/0/location/side"):
+        validate_report(broken)
+    del broken["disclaimer"]
+    with pytest.raises(OutputError, match="disclaimer"):
+        validate_report(broken)
+    with pytest.raises(OutputError):
+        _report(image, labels, model={"name": "x"})  # version missing
+
+
+def test_write_json_png_and_html(tmp_path: Path):
+    image, labels = _scan()
+    report = _report(
+        image,
+        labels,
+        input_info={"name": "<script>alert(1)</script>.nii"},
+        warnings=["<b>check</b> slice & spacing"],
+    )
+    path = write_report_json(report, tmp_path / "out" / "report.json")
+    assert json.loads(path.read_text()) == report
+    pngs = write_overlays(image, labels, report, tmp_path / "png")
+    assert [p.name for p in pngs] == ["overview.png", "lesion_01.png", "lesion_02.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == sorted(
+        p.name for p in pngs
+    )  # no temp files
+    page = write_html(report, image, labels, tmp_path / "report.html").read_text()
+    assert DISCLAIMER in page
+    images = re.findall(r'<img src="([^"]*)"', page)
+    assert len(images) == report["lesion_count"] + 1
+    assert all(src.startswith("data:image/png;base64,") for src in images)
+    text = re.sub(r'src="data:image/png;base64,[A-Za-z0-9+/=]+"', "", page)  # base64 may contain "//"
+    assert not re.search(r"(https?:)?//|<script|<link|<iframe|@import|url\(|src=|href=", text)
+    assert (
+        "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        and "&lt;b&gt;check&lt;/b&gt; slice &amp; spacing" in page
+    )
+    assert "Lesion 2" in page and "cascade-unet" in page
+
+
+def test_html_without_lesions_and_mismatched_report():
+    image, labels = _scan(tumor=False)
+    report = _report(image, labels)
+    page = render_html(report, image, labels)
+    assert "No lesion was segmented" in page and len(re.findall(r"<img ", page)) == 1
+    _, labels_with_tumor = _scan()
+    with pytest.raises(Exception, match="do not belong together"):
+        render_html(report, image, labels_with_tumor)
