@@ -140,3 +140,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for add in SUBCOMMANDS:
         add(sub)
     parser.set_defaults(func=lambda args: (parser.print_help(sys.stderr), 2)[1])
+
+
+# --- export-corrections (added by the service engineer; self-contained) ----------------------
+def _register_export_corrections(sub: argparse._SubParsersAction) -> None:
+    from pathlib import Path
+
+    from liverseg.service.config import DEFAULT_DATA_DIR
+
+    p = sub.add_parser(
+        "export-corrections",
+        help="turn confirmed corrections from the web service into a prepared dataset",
+        description="Write every confirmed problem report's corrected label map, with its study's CT, "
+        "as a prepared dataset (images/, labels/, dataset.json) for retraining.",
+    )
+    p.add_argument("out", type=Path, help="output dataset folder")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="the service's data folder")
+    p.add_argument("--db", default=None, metavar="URL", help="database URL (default: SQLite in the data dir)")
+    p.set_defaults(func=_cmd_export_corrections)
+
+
+def _cmd_export_corrections(args: argparse.Namespace) -> int:
+    from liverseg.service.config import ServiceConfig
+    from liverseg.service.db import Database
+    from liverseg.service.export import export_corrections
+
+    config = ServiceConfig(data_dir=args.data_dir, db_url=args.db)
+    path = export_corrections(Database(config.database_url), config.data_dir, args.out)
+    print(path)
+    return 0
+
+
+SUBCOMMANDS.append(_register_export_corrections)

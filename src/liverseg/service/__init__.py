@@ -1,1 +1,32 @@
-"""liverseg.service."""
+"""liverseg.service: the web application (FastAPI + SQLAlchemy) and its durable job workers.
+
+Run it with ``liverseg serve [--host 127.0.0.1] [--port 8000] [--data-dir DIR] [--db URL]
+[--workers N]``; create accounts first with ``liverseg users add NAME --role admin`` (there is
+no default account or password).
+
+Modules:
+    config       ``ServiceConfig`` / ``UploadLimits`` (frozen dataclasses; no environment variables)
+    db           SQLAlchemy models, ``Database`` (SQLite WAL + BEGIN IMMEDIATE, or PostgreSQL)
+    auth         argon2 passwords, server-side sessions, CSRF tokens, login throttling, audit
+    deps         FastAPI dependencies: authentication + CSRF on every state change, roles,
+                 object-level access (a clinician's study ids of others answer 404)
+    storage      data-dir layout, durable (atomic + fsynced) uploads, NIfTI / DICOM-zip checks
+    jobs         durable queue (lease + heartbeat, SKIP LOCKED on PostgreSQL), ``Worker``,
+                 ``run_job_segmentation`` (the one call into ``liverseg.inference.run_segment``)
+    worker       worker process entry (``python -m liverseg.service.worker``)
+    volumes      study volume reading and the memory-mapped viewer cache
+    viewer       slice/overlay PNG rendering, per-process cache of opened studies
+    registry     model registry (shipped catalog models, registered checkpoints, one active)
+    monitoring   jobs per day, stage latency p50/p95, failures, queue, flagged share per model
+    compare      follow-up vs baseline (``liverseg.reporting.compare_reports`` when present)
+    export       confirmed corrections -> prepared dataset (``liverseg data export-corrections``)
+    app, routes_*  the application and its routes; templates/ and static/ (no CDN, no build step)
+
+Deployment notes:
+    * Behind a TLS-terminating reverse proxy, start with ``--forwarded-allow-ips <proxy ip>`` and
+      have the proxy send ``X-Forwarded-Proto: https`` and ``X-Forwarded-For``: cookies then get
+      ``Secure`` and throttling sees client addresses (``--secure-cookies`` forces ``Secure``).
+    * PostgreSQL: ``--db postgresql+psycopg://USER:PASSWORD@HOST/DB`` (``pip install
+      'liverseg[postgres]'``); the same URL goes to ``liverseg users`` and ``export-corrections``.
+    * Everything (database file, uploads, results, registered models) lives in ``--data-dir``.
+"""

@@ -1,0 +1,103 @@
+"""``liverseg serve``: the web application plus N durable-queue worker processes.
+
+Behind a TLS-terminating reverse proxy, pass ``--forwarded-allow-ips PROXY_IP``: the proxy's
+``X-Forwarded-Proto: https`` then marks session cookies ``Secure`` (or force it with
+``--secure-cookies``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from liverseg.service.config import DEFAULT_DATA_DIR, ServiceConfig
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="run the web application and its segmentation workers",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=f"data folder (default ./{DEFAULT_DATA_DIR})")
+    p.add_argument("--db", default=None, metavar="URL",
+                   help="SQLAlchemy database URL (default: SQLite file in the data dir; "
+                        "PostgreSQL: postgresql+psycopg://user:password@host/db)")
+    p.add_argument("--workers", type=int, default=1, help="segmentation worker processes (default 1; 0: none)")
+    p.add_argument("--lease-s", type=float, default=60.0, help="job lease in seconds (resume after a crash)")
+    p.add_argument("--secure-cookies", action="store_true", help="always mark cookies Secure (HTTPS only)")
+    p.add_argument("--forwarded-allow-ips", default="127.0.0.1",
+                   help="proxies trusted for X-Forwarded-For/Proto (default 127.0.0.1)")
+    p.add_argument("--max-upload-mb", type=int, default=2048, help="largest upload in MiB (default 2048)")
+    # for integration tests and custom deployments: replaces the real pipeline in the workers
+    p.add_argument("--segmenter", default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from liverseg.errors import ConfigError
+    from liverseg.service.app import create_app
+    from liverseg.service.config import UploadLimits
+    from liverseg.service.worker import start_worker
+
+    if args.workers < 0:
+        raise ConfigError(f"--workers must be >= 0, got {args.workers}")
+    config = ServiceConfig(
+        data_dir=args.data_dir, db_url=args.db, secure_cookies=args.secure_cookies, lease_s=args.lease_s,
+        segmenter=args.segmenter, limits=UploadLimits(max_upload_bytes=args.max_upload_mb * 1024**2),
+    )
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(config)
+    stop = threading.Event()
+    procs = [start_worker(config) for _ in range(args.workers)]
+
+    def supervise() -> None:  # restart a worker that died (its job resumes after the lease)
+        while not stop.wait(2.0):
+            for i, proc in enumerate(procs):
+                if proc.poll() is not None and not stop.is_set():
+                    log.warning("worker pid %s exited with %s; restarting", proc.pid, proc.returncode)
+                    procs[i] = start_worker(config)
+
+    threading.Thread(target=supervise, name="worker-supervisor", daemon=True).start()
+    log.info("liverseg serving on http://%s:%d with %d worker(s); data in %s", args.host, args.port,
+             args.workers, config.data_dir)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, proxy_headers=True,
+                    forwarded_allow_ips=args.forwarded_allow_ips, log_level="debug" if args.debug else "info",
+                    access_log=False)
+    finally:
+        stop.set()
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except Exception:
+                proc.kill()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m liverseg.cli.serve [options]``: the same as ``liverseg serve`` (used by tests)."""
+    import sys
+
+    parser = argparse.ArgumentParser(prog="liverseg")
+    register(parser.add_subparsers())
+    args = parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
+    args.debug = args.quiet = False
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    return run(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""Service settings: one frozen dataclass built by ``liverseg serve`` / ``liverseg users``.
+
+All sizes are in bytes and all durations in seconds. No setting is read from the environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["DEFAULT_DATA_DIR", "ServiceConfig", "UploadLimits", "default_db_url"]
+
+DEFAULT_DATA_DIR = Path("liverseg-data")
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """Limits applied to every upload before anything is queued.
+
+    Attributes:
+        max_upload_bytes: largest accepted request body (NIfTI file or DICOM zip), bytes.
+        max_uncompressed_bytes: largest total uncompressed size of a zip or of a NIfTI's voxels.
+        max_zip_files: most entries a DICOM zip may hold.
+        max_label_bytes: largest corrected label map / model file upload.
+    """
+
+    max_upload_bytes: int = 2 * 1024**3
+    max_uncompressed_bytes: int = 8 * 1024**3
+    max_zip_files: int = 5000
+    max_label_bytes: int = 512 * 1024**2
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything the web app and the workers need.
+
+    Attributes:
+        data_dir: folder holding the database (SQLite default), uploads and results.
+        db_url: SQLAlchemy URL; ``None`` means ``sqlite:///<data_dir>/liverseg.db``.
+        limits: upload limits.
+        session_ttl_s: absolute lifetime of a login session.
+        secure_cookies: always mark cookies ``Secure`` (otherwise only when the request is HTTPS,
+            which includes ``X-Forwarded-Proto: https`` from a trusted proxy).
+        throttle_free_failures: failed logins per user allowed before the lockout starts.
+        throttle_ip_free_failures: failed logins per client IP allowed before its lockout starts.
+        throttle_base_s: first lockout; doubles with every further failure.
+        throttle_max_s: longest lockout.
+        lease_s: job lease; a worker that stops heart-beating loses its job after this.
+        max_attempts: a job whose worker died this many times is marked failed.
+        segmenter: ``"module:function"`` replacing :func:`liverseg.service.jobs.run_job_segmentation`
+            (integration tests use a fast fake); ``None`` runs the real pipeline.
+        viewer_cache_studies: how many studies' memory-mapped volumes one process keeps open.
+    """
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    db_url: str | None = None
+    limits: UploadLimits = field(default_factory=UploadLimits)
+    session_ttl_s: float = 12 * 3600.0
+    secure_cookies: bool = False
+    throttle_free_failures: int = 5
+    throttle_ip_free_failures: int = 20
+    throttle_base_s: float = 30.0
+    throttle_max_s: float = 900.0
+    lease_s: float = 60.0
+    max_attempts: int = 3
+    segmenter: str | None = None
+    viewer_cache_studies: int = 8
+
+    @property
+    def database_url(self) -> str:
+        """The effective SQLAlchemy URL."""
+        return self.db_url or default_db_url(self.data_dir)
+
+
+def default_db_url(data_dir: str | Path) -> str:
+    """``sqlite:///`` URL of the default database file inside ``data_dir``."""
+    return f"sqlite:///{(Path(data_dir).resolve() / 'liverseg.db').as_posix()}"

@@ -1,0 +1,334 @@
+"""Database schema (SQLAlchemy 2.0) and the engine/session factory.
+
+SQLite (default, WAL mode, ``BEGIN IMMEDIATE`` transactions so concurrent writers from several
+processes wait instead of failing) and PostgreSQL (``postgresql+psycopg://``) are supported.
+Migrations: ``create_all`` plus a ``schema_version`` table; a database written by a newer schema
+is refused. Timestamps are naive UTC.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    select,
+    text,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from liverseg.errors import ConfigError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AuditEvent",
+    "Base",
+    "Database",
+    "Job",
+    "LoginThrottle",
+    "ModelVersion",
+    "ProblemReport",
+    "SchemaVersion",
+    "Study",
+    "User",
+    "UserSession",
+    "utcnow",
+]
+
+log = logging.getLogger(__name__)
+SCHEMA_VERSION = 1
+
+ROLES = ("clinician", "admin")
+JOB_STATES = ("queued", "running", "done", "failed")
+MODEL_STATES = ("candidate", "active", "retired")
+PROBLEM_CATEGORIES = ("missed_tumor", "false_tumor", "liver_boundary", "other")
+PROBLEM_STATES = ("open", "confirmed", "fixed", "rejected")
+
+
+def utcnow() -> datetime:
+    """Current time as naive UTC (the convention of every timestamp column)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class SchemaVersion(Base):
+    """One row: the schema version the database was created with."""
+
+    __tablename__ = "schema_version"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    applied_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class User(Base):
+    """An account; ``role`` is ``clinician`` or ``admin``; the password is an argon2 hash."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class UserSession(Base):
+    """A server-side login session; the cookie holds a token whose sha256 is ``token_hash``."""
+
+    __tablename__ = "sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class LoginThrottle(Base):
+    """Failed-login counter and lockout for a key ``user:<name>`` or ``ip:<address>``."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ModelVersion(Base):
+    """A model in the registry. At most one row has ``status='active'`` (partial unique index)."""
+
+    __tablename__ = "models"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))  # "shipped" | "registered"
+    path: Mapped[str] = mapped_column(Text)  # shipped model name, or the stored checkpoint path
+    status: Mapped[str] = mapped_column(String(16), default="candidate")
+    card: Mapped[str] = mapped_column(Text, default="")
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (
+        Index("uq_models_name_version", "name", "version", unique=True),
+        Index(
+            "uq_models_one_active",
+            "status",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+class Study(Base):
+    """One uploaded CT and its results. ``id`` is a random hex string (never sequential)."""
+
+    __tablename__ = "studies"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    label: Mapped[str] = mapped_column(String(200))
+    input_kind: Mapped[str] = mapped_column(String(16))  # "nifti" | "dicom"
+    input_name: Mapped[str] = mapped_column(String(64))  # stored file name inside the study folder
+    input_sha256: Mapped[str] = mapped_column(String(64))
+    input_bytes: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"), nullable=True)
+    model_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    model_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    liver_volume_ml: Mapped[float | None] = mapped_column(Float, nullable=True)
+    tumor_volume_ml: Mapped[float | None] = mapped_column(Float, nullable=True)
+    tumor_burden_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lesion_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Job(Base):
+    """A durable segmentation job, claimed by a worker under a lease it renews by heartbeat."""
+
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    stage: Mapped[str] = mapped_column(String(64), default="queued")
+    fraction: Mapped[float] = mapped_column(Float, default=0.0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    timings_s: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ProblemReport(Base):
+    """A clinician's "report a problem" on a study; triaged by an admin."""
+
+    __tablename__ = "problem_reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    category: Mapped[str] = mapped_column(String(32))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    correction_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    triage_note: Mapped[str] = mapped_column(Text, default="")
+    triaged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    """Append-only audit trail (no update/delete path; database triggers refuse both)."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    user_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+_AUDIT_TRIGGERS = {
+    "sqlite": [
+        "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit_events "
+        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
+        "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit_events "
+        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION liverseg_audit_append_only() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'audit_events is append-only'; END; $$ LANGUAGE plpgsql",
+        "DROP TRIGGER IF EXISTS audit_append_only ON audit_events",
+        "CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit_events "
+        "FOR EACH ROW EXECUTE FUNCTION liverseg_audit_append_only()",
+    ],
+}
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_audit_changes(session: Session, _ctx: Any, _instances: Any) -> None:
+    """ORM-level guard: audit rows may be added, never modified or deleted."""
+    for obj in (*session.dirty, *session.deleted):
+        if isinstance(obj, AuditEvent) and (obj in session.deleted or session.is_modified(obj)):
+            raise PermissionError("audit_events is append-only")
+
+
+class Database:
+    """Engine + session factory for one database URL.
+
+    Args:
+        url: SQLAlchemy URL (``sqlite:///path.db`` or ``postgresql+psycopg://user:pw@host/db``).
+        create: create missing tables, triggers and the schema version row.
+    """
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        self.url = url
+        try:
+            self.engine: Engine = _make_engine(url)
+        except Exception as exc:  # bad URL, missing driver
+            raise ConfigError(f"cannot use database URL {_redact(url)!r}: {exc}") from exc
+        self.dialect = self.engine.dialect.name
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if create:
+            self.create_schema()
+
+    def create_schema(self) -> None:
+        """Create tables and triggers if missing; check the schema version."""
+        Base.metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            for stmt in _AUDIT_TRIGGERS.get(self.dialect, []):
+                conn.execute(text(stmt))
+        with self.session() as s:
+            found = s.scalars(select(SchemaVersion.version)).all()
+            if not found:
+                s.add(SchemaVersion(version=SCHEMA_VERSION))
+            elif max(found) > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"database schema version {max(found)} is newer than this liverseg "
+                    f"(expects {SCHEMA_VERSION}); upgrade liverseg"
+                )
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed at the end of the block (rolled back on error)."""
+        s = self._sessions()
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
+    def new_session(self) -> Session:
+        """A plain session (the caller commits and closes)."""
+        return self._sessions()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        db_file = make_url(url).database
+        if db_file and db_file != ":memory:":
+            Path(db_file).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn: Any, _rec: Any) -> None:
+            # Let SQLAlchemy (not the driver) open transactions, so we can BEGIN IMMEDIATE.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # Take the write lock up front: two processes never deadlock upgrading a read lock.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)

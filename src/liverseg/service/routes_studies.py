@@ -1,0 +1,275 @@
+"""Studies: upload (durable, validated, queued), list, detail, downloads, problem reports, compare."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from liverseg.errors import InputError
+from liverseg.service.auth import audit
+from liverseg.service.compare import compare_study_reports
+from liverseg.service.db import PROBLEM_CATEGORIES, Job, ProblemReport, Study, User, utcnow
+from liverseg.service.deps import Auth, client_ip, current_user, get_db, owned_study
+from liverseg.service.jobs import enqueue, read_report
+from liverseg.service.storage import (
+    fsync_dir,
+    save_stream,
+    sniff_kind,
+    validate_dicom_zip,
+    validate_label_map,
+    validate_nifti,
+)
+
+router = APIRouter(tags=["studies"])
+log = logging.getLogger(__name__)
+
+DOWNLOADS = {
+    "labels.nii.gz": "application/gzip",
+    "report.json": "application/json",
+    "report.html": "text/html",
+    "seg.dcm": "application/dicom",
+}
+_INPUT_NAMES = {"nifti-gz": "input.nii.gz", "nifti": "input.nii", "zip": "input.zip"}
+
+
+class StudyOut(BaseModel):
+    id: str
+    label: str
+    owner: str | None = None
+    input_kind: str
+    status: str
+    stage: str | None = None
+    fraction: float | None = None
+    error: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    liver_volume_ml: float | None = None
+    tumor_volume_ml: float | None = None
+    tumor_burden_percent: float | None = None
+    lesion_count: int | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+    downloads: list[str] = []
+
+
+def _latest_job(db: Session, study_id: str) -> Job | None:
+    return db.scalar(select(Job).where(Job.study_id == study_id).order_by(Job.id.desc()).limit(1))
+
+
+def study_out(db: Session, study: Study, storage: Any, owner: str | None = None) -> StudyOut:
+    job = _latest_job(db, study.id)
+    out_dir = storage.output_dir(study.id)
+    downloads = [n for n in DOWNLOADS if study.status == "done" and (out_dir / n).exists()]
+    return StudyOut(
+        id=study.id, label=study.label, owner=owner, input_kind=study.input_kind, status=study.status,
+        stage=job.stage if job else None, fraction=job.fraction if job else None, error=study.error,
+        model_name=study.model_name, model_version=study.model_version,
+        liver_volume_ml=study.liver_volume_ml, tumor_volume_ml=study.tumor_volume_ml,
+        tumor_burden_percent=study.tumor_burden_percent, lesion_count=study.lesion_count,
+        created_at=study.created_at, finished_at=study.finished_at, downloads=downloads,
+    )
+
+
+@router.get("/api/studies", response_model=list[StudyOut])
+def list_studies(request: Request, auth: Auth = Depends(current_user), db: Session = Depends(get_db),
+                 limit: int = Query(200, ge=1, le=1000)) -> list[StudyOut]:
+    """The user's studies, newest first (admins: everyone's, with the owner's name)."""
+    q = select(Study, User.name).join(User, User.id == Study.owner_id).order_by(Study.created_at.desc()).limit(limit)
+    if not auth.is_admin:
+        q = q.where(Study.owner_id == auth.user.id)
+    storage = request.app.state.storage
+    return [study_out(db, st, storage, owner) for st, owner in db.execute(q).all()]
+
+
+@router.post(
+    "/api/studies",
+    status_code=202,
+    response_model=StudyOut,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
+        "schema": {"type": "string", "format": "binary"}}},
+        "description": "the raw file: a NIfTI (.nii / .nii.gz) or a zip of one DICOM series"}},
+    responses={413: {"description": "upload too large"}, 422: {"description": "not NIfTI/DICOM, or unsafe zip"}},
+)
+async def upload_study(
+    request: Request,
+    label: str = Header("", alias="X-Study-Label", max_length=600,
+                        description="display name of the study, percent-encoded UTF-8 (a header, so it "
+                                    "never appears in URLs or access logs)"),
+    auth: Auth = Depends(current_user),
+    db: Session = Depends(get_db),
+) -> JSONResponse:
+    """Upload a CT; it is stored and fsynced, validated, then queued. 202 with the new study."""
+    cfg, storage = request.app.state.config, request.app.state.storage
+    db.commit()  # end the auth transaction: no database lock is held while the body streams in
+    study_id = uuid.uuid4().hex
+    folder = storage.study_dir(study_id)
+    try:
+        stored = await save_stream(request.stream(), folder / "upload.bin", max_bytes=cfg.limits.max_upload_bytes)
+        with open(stored.path, "rb") as fh:
+            kind = sniff_kind(fh.read(544))
+        final = folder / _INPUT_NAMES[kind]
+        os.replace(stored.path, final)
+        fsync_dir(folder)
+        if kind == "zip":
+            await run_in_threadpool(validate_dicom_zip, final, cfg.limits)
+        else:
+            await run_in_threadpool(validate_nifti, final, cfg.limits)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    study = Study(
+        id=study_id, owner_id=auth.user.id, label=(unquote(label).strip() or f"study {study_id[:8]}")[:200],
+        input_kind="dicom" if kind == "zip" else "nifti", input_name=final.name, input_sha256=stored.sha256,
+        input_bytes=stored.size, status="queued", created_at=utcnow(),
+    )
+    db.add(study)
+    db.flush()
+    enqueue(db, study)
+    audit(db, "upload", user=auth.user, target=f"study:{study_id}", ip=client_ip(request),
+          detail={"bytes": stored.size, "kind": study.input_kind})
+    db.commit()
+    log.info("study %s uploaded (%d bytes) and queued", study_id, stored.size)
+    return JSONResponse(study_out(db, study, storage, auth.user.name).model_dump(mode="json"), status_code=202)
+
+
+@router.get("/api/studies/{study_id}", response_model=StudyOut)
+def get_study(request: Request, study: Study = Depends(owned_study), db: Session = Depends(get_db)) -> StudyOut:
+    """One study with its job progress."""
+    owner = db.get(User, study.owner_id)
+    return study_out(db, study, request.app.state.storage, owner.name if owner else None)
+
+
+@router.get("/api/studies/{study_id}/report")
+def get_report(request: Request, study: Study = Depends(owned_study)) -> dict[str, Any]:
+    """The report JSON of a finished study (docs/contracts.md "Reporting")."""
+    report = read_report(request.app.state.storage, study.id)
+    if report is None:
+        raise HTTPException(status_code=409, detail=f"study {study.id} has no report yet (status {study.status})")
+    return report
+
+
+@router.get("/api/studies/{study_id}/files/{name}", response_class=FileResponse,
+            responses={200: {"content": {k: {} for k in DOWNLOADS.values()}}})
+def download(name: str, request: Request, study: Study = Depends(owned_study),
+             auth: Auth = Depends(current_user), db: Session = Depends(get_db)) -> FileResponse:
+    """Download a result: labels.nii.gz, report.json, report.html or seg.dcm (DICOM input)."""
+    if name not in DOWNLOADS:
+        raise HTTPException(status_code=404, detail=f"file must be one of {', '.join(DOWNLOADS)}, got {name!r}")
+    path = request.app.state.storage.output_dir(study.id) / name
+    if study.status != "done" or not path.exists():
+        raise HTTPException(status_code=404, detail=f"study {study.id} has no {name}")
+    audit(db, "download", user=auth.user, target=f"study:{study.id}", ip=client_ip(request), detail={"file": name})
+    db.commit()
+    return FileResponse(path, media_type=DOWNLOADS[name], filename=f"{study.id}_{name}",
+                        content_disposition_type="attachment")
+
+
+class ProblemOut(BaseModel):
+    id: int
+    study_id: str
+    category: str
+    comment: str
+    status: str
+    has_correction: bool
+    reporter: str | None = None
+    triage_note: str = ""
+    created_at: datetime
+    updated_at: datetime
+
+
+def problem_out(db: Session, pr: ProblemReport) -> ProblemOut:
+    reporter = db.get(User, pr.user_id)
+    return ProblemOut(id=pr.id, study_id=pr.study_id, category=pr.category, comment=pr.comment, status=pr.status,
+                      has_correction=pr.correction_name is not None, reporter=reporter.name if reporter else None,
+                      triage_note=pr.triage_note, created_at=pr.created_at, updated_at=pr.updated_at)
+
+
+@router.post("/api/studies/{study_id}/problems", status_code=201, response_model=ProblemOut)
+async def report_problem(
+    request: Request,
+    category: str = Form(..., description=f"one of {', '.join(PROBLEM_CATEGORIES)}"),
+    comment: str = Form("", max_length=5000),
+    correction: UploadFile | None = File(None, description="optional corrected label map (NIfTI, 0/1/2)"),
+    study: Study = Depends(owned_study),
+    auth: Auth = Depends(current_user),
+    db: Session = Depends(get_db),
+) -> ProblemOut:
+    """"Report a problem": category, comment, optional corrected label map on the study's grid."""
+    if category not in PROBLEM_CATEGORIES:
+        raise InputError(f"category must be one of {', '.join(PROBLEM_CATEGORIES)}, got {category!r}")
+    cfg, storage = request.app.state.config, request.app.state.storage
+    db.commit()
+    pr = ProblemReport(study_id=study.id, user_id=auth.user.id, category=category, comment=comment,
+                       status="open", created_at=utcnow(), updated_at=utcnow())
+    db.add(pr)
+    db.flush()
+    if correction is not None and correction.filename:
+        meta_path = storage.output_dir(study.id) / "viewer" / "viewer.json"
+        if study.status != "done" or not meta_path.exists():
+            raise InputError("a corrected label map can only be attached to a finished study")
+        grid = json.loads(meta_path.read_text(encoding="utf-8"))["input_geometry"]
+        upload = storage.root / "corrections" / f"{pr.id}.upload"
+
+        async def chunks() -> Any:
+            while block := await correction.read(1 << 20):
+                yield block
+
+        stored = await save_stream(chunks(), upload, max_bytes=cfg.limits.max_label_bytes)
+        try:
+            with open(stored.path, "rb") as fh:
+                kind = sniff_kind(fh.read(544))
+            if kind == "zip":
+                raise InputError("expected the corrected label map as a NIfTI file, got a zip")
+            dest = storage.correction_path(pr.id, gz=kind == "nifti-gz")
+            os.replace(stored.path, dest)
+            fsync_dir(dest.parent)
+            await run_in_threadpool(validate_label_map, dest, grid)
+        except BaseException:
+            stored.path.unlink(missing_ok=True)
+            storage.correction_path(pr.id, gz=True).unlink(missing_ok=True)
+            storage.correction_path(pr.id, gz=False).unlink(missing_ok=True)
+            raise
+        pr.correction_name = dest.name
+    audit(db, "problem_report", user=auth.user, target=f"study:{study.id}", ip=client_ip(request),
+          detail={"problem": pr.id, "category": category, "correction": pr.correction_name is not None})
+    db.commit()
+    return problem_out(db, pr)
+
+
+@router.get("/api/studies/{study_id}/problems", response_model=list[ProblemOut])
+def study_problems(study: Study = Depends(owned_study), db: Session = Depends(get_db)) -> list[ProblemOut]:
+    """Problem reports filed on this study."""
+    rows = db.scalars(select(ProblemReport).where(ProblemReport.study_id == study.id).order_by(ProblemReport.id))
+    return [problem_out(db, pr) for pr in rows]
+
+
+@router.get("/api/studies/{study_id}/compare")
+def compare(
+    request: Request,
+    baseline: str = Query(..., max_length=32, description="id of an earlier study of the same user"),
+    study: Study = Depends(owned_study),
+    auth: Auth = Depends(current_user),
+    db: Session = Depends(get_db),
+) -> dict[str, Any]:
+    """Follow-up comparison of this study against a baseline study (lesion changes)."""
+    base = owned_study(baseline, auth, db)
+    if base.id == study.id:
+        raise InputError("the baseline must be another study")
+    storage = request.app.state.storage
+    base_report, follow_report = read_report(storage, base.id), read_report(storage, study.id)
+    if base_report is None or follow_report is None:
+        raise HTTPException(status_code=409, detail="both studies must be finished to compare them")
+    return compare_study_reports(base_report, follow_report, baseline_id=base.id, followup_id=study.id)

@@ -1,0 +1,73 @@
+"""A worker process: ``python -m liverseg.service.worker --data-dir DIR [--db URL]``.
+
+``liverseg serve --workers N`` starts N of these and restarts any that dies. SIGTERM/SIGINT
+stop the worker after its current job's next poll; a SIGKILLed worker's job is resumed by
+another worker once its lease expires.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from liverseg.service.config import ServiceConfig
+
+__all__ = ["main", "worker_command"]
+
+log = logging.getLogger(__name__)
+
+
+def worker_command(config: ServiceConfig, worker_id: str | None = None, poll_s: float = 1.0) -> list[str]:
+    """The command line that starts one worker process for ``config``."""
+    cmd = [sys.executable, "-m", "liverseg.service.worker", "--data-dir", str(config.data_dir),
+           "--db", config.database_url, "--lease-s", str(config.lease_s),
+           "--max-attempts", str(config.max_attempts), "--poll-s", str(poll_s)]
+    if config.segmenter:
+        cmd += ["--segmenter", config.segmenter]
+    if worker_id:
+        cmd += ["--worker-id", worker_id]
+    return cmd
+
+
+def start_worker(config: ServiceConfig, worker_id: str | None = None, poll_s: float = 1.0) -> subprocess.Popen[bytes]:
+    """Start one worker process (stdin closed, output inherited)."""
+    return subprocess.Popen(worker_command(config, worker_id, poll_s), stdin=subprocess.DEVNULL)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m liverseg.service.worker", description=__doc__)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: SQLite in the data dir)")
+    parser.add_argument("--lease-s", type=float, default=60.0)
+    parser.add_argument("--max-attempts", type=int, default=3)
+    parser.add_argument("--poll-s", type=float, default=1.0)
+    parser.add_argument("--segmenter", default=None, help="module:function replacing the real pipeline")
+    parser.add_argument("--worker-id", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s: %(message)s")
+    from liverseg.service.db import Database
+    from liverseg.service.jobs import Worker
+
+    config = ServiceConfig(data_dir=args.data_dir, db_url=args.db, lease_s=args.lease_s,
+                           max_attempts=args.max_attempts, segmenter=args.segmenter)
+    database = Database(config.database_url)
+    stop = threading.Event()
+
+    def _stop(_sig: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    Worker(database, config, args.worker_id).run_forever(stop, poll_s=args.poll_s)
+    database.dispose()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
