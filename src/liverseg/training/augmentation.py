@@ -65,7 +65,9 @@ class Augmenter:
         self.lesions: LesionFn | None = None
         if cfg.synthetic_lesions.p > 0:
             self.lesions = lesion_transform(dict(cfg.synthetic_lesions.params))
-        self.transforms = Compose(_spatial(cfg) + _intensity(cfg)) if cfg.enabled else None
+        # with on_device the spatial/intensity steps run on the batch in the trainer (gpu_augment)
+        on_cpu = cfg.enabled and not cfg.on_device
+        self.transforms = Compose(_spatial(cfg) + _intensity(cfg)) if on_cpu else None
 
     def __call__(
         self,

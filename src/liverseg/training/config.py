@@ -177,6 +177,7 @@ class AugmentConfig:
     """On-the-fly augmentation; each ``p_*`` is the probability of that transform per sample."""
 
     enabled: bool = True
+    on_device: bool = False  # spatial/intensity steps on the training device (liverseg.training.gpu_augment)
     p_affine: float = 0.5
     rotate_deg: float = 15.0
     scale_range: tuple[float, float] = (0.85, 1.15)

@@ -57,6 +57,9 @@ class LRSchedule:
             if cfg.name in ("constant", "plateau"):
                 return warm
             t = min(1.0, max(0.0, (step - self.warmup) / max(1, self.total - self.warmup)))
+            # with a wall-clock budget the decay also follows the spent fraction of the budget,
+            # so a run stopped by its budget still ends at a low learning rate
+            t = max(t, min(1.0, self.time_fraction))
             if cfg.name == "cosine":
                 decay = 0.5 * (1.0 + math.cos(math.pi * t))
             else:  # poly
@@ -64,6 +67,7 @@ class LRSchedule:
             return warm * (floor + (1.0 - floor) * decay)
 
         self.step_count = 0
+        self.time_fraction = 0.0  # set by the trainer when train.budget_minutes is set
         self.lambda_lr = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         self.plateau = None
         if cfg.name == "plateau":

@@ -30,6 +30,7 @@ from liverseg.training.distributed import (
     mean_across,
 )
 from liverseg.training.evaluation import autocast, monitor_key
+from liverseg.training.gpu_augment import augment_batch
 from liverseg.training.losses import build_loss
 from liverseg.training.optim import LRSchedule, build_optimizer
 from liverseg.training.runlog import RunLogger
@@ -60,6 +61,13 @@ def train(
         return _train(config, run_dir, info, device, resume=resume, half_weights=half_weights)
     finally:
         cleanup(info)
+
+
+def _step_generator(device: torch.device, seed: int, step: int) -> torch.Generator:
+    """A generator for on-device augmentation, a pure function of (seed, step) so resume replays it."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed((seed * 1_000_003 + step) % (2**63))
+    return gen
 
 
 def _train(
@@ -145,6 +153,8 @@ def _train(
         for batch in bar:
             x = batch["image"].to(device, non_blocking=True)
             y = batch["label"].to(device, non_blocking=True)
+            if config.augment.on_device:
+                x, y = augment_batch(x, y, config.augment, _step_generator(device, cfg.seed + 7919 * info.rank, state["step"]))
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, amp):
@@ -160,6 +170,8 @@ def _train(
             if (
                 scale is None or scaler.get_scale() >= scale
             ):  # fp16: no schedule step when the step was skipped
+                if math.isfinite(budget_s):
+                    schedule.time_fraction = (time.perf_counter() - t_start) / budget_s
                 schedule.step()
             state["step"] += 1
             total, count = total + loss.detach(), count + 1  # no per-step GPU sync
