@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk  # noqa: N813
+import SimpleITK as sitk
 from scipy import ndimage
 
 from liverseg.errors import LiversegError

@@ -110,7 +110,8 @@ def progress(iterable: Iterable[T], *, desc: str = "", total: int | None = None,
         return iterable
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True, **kw)
+    # disable=None: no bar when stderr is not a terminal (pipes, CI, subprocesses in tests)
+    return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True, disable=None, **kw)
 
 
 def code_version() -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import SimpleITK as sitk  # noqa: N813
+import SimpleITK as sitk
 from PIL import Image
 
 from liverseg.data import LayoutOptions, discover_cases, load_dataset, prepare_dataset

@@ -7,65 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
-
-def ct_slice(
-    pixels: np.ndarray,
-    *,
-    position: Sequence[float],
-    orientation: Sequence[float] = (1, 0, 0, 0, 1, 0),
-    pixel_spacing: Sequence[float] = (0.8, 0.7),
-    series_uid: str,
-    study_uid: str,
-    for_uid: str,
-    instance: int,
-    slope: float = 1.0,
-    intercept: float = -1024.0,
-    modality: str = "CT",
-    thickness: float = 5.0,
-) -> FileDataset:
-    """One single-frame CT image (uint16 stored values) with full geometry tags."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
-    ds.FrameOfReferenceUID = for_uid
-    ds.Modality = modality
-    ds.PatientID = "SYNTH001"
-    ds.PatientName = "Synthetic^Phantom"
-    ds.PatientBirthDate = ""
-    ds.PatientSex = "O"
-    ds.StudyDate = "20240101"
-    ds.StudyTime = "120000"
-    ds.StudyID = "1"
-    ds.AccessionNumber = ""
-    ds.ReferringPhysicianName = ""
-    ds.Manufacturer = "liverseg-tests"
-    ds.SeriesNumber = 3
-    ds.InstanceNumber = instance
-    ds.ImagePositionPatient = [float(v) for v in position]
-    ds.ImageOrientationPatient = [float(v) for v in orientation]
-    ds.PixelSpacing = [float(v) for v in pixel_spacing]
-    ds.SliceThickness = thickness
-    ds.RescaleSlope = slope
-    ds.RescaleIntercept = intercept
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.PixelData = np.ascontiguousarray(pixels.astype(np.uint16)).tobytes()
-    return ds
-
+from _helpers_dicom import ct_slice
 
 SeriesFactory = Callable[..., tuple[Path, np.ndarray, list[str]]]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import re
 import socket
 import subprocess
@@ -30,8 +31,10 @@ SAMPLE = Path(__file__).resolve().parents[2] / "src" / "liverseg" / "sample" / "
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
+# In CI (.ci/run installs chromium) a missing browser is a failure, not a silent skip.
+_NO_BROWSER = not CHROMIUM.exists() and os.environ.get("CI") != "true"
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed at /usr/bin/chromium")]
+              pytest.mark.skipif(_NO_BROWSER, reason="Debian chromium not installed at /usr/bin/chromium")]
 
 
 def _real_pipeline_ready() -> str | None:

@@ -14,7 +14,7 @@ from svc_fakes import subprocess_env, upload
 from liverseg.service.config import ServiceConfig
 from liverseg.service.db import AuditEvent, Job, Study, utcnow
 from liverseg.service.jobs import claim_job
-from liverseg.service.worker import worker_command
+from liverseg.service.worker import DB_URL_ENV, worker_command
 
 SLOW = "svc_fakes:slow_fake_segmenter"
 
@@ -38,6 +38,7 @@ def _job(svc, study_id) -> Job:
 
 def _start_worker(svc, segmenter: str, lease_s: float, env) -> subprocess.Popen:
     cfg = ServiceConfig(**{**svc.config.__dict__, "segmenter": segmenter, "lease_s": lease_s})
+    env = {**env, DB_URL_ENV: cfg.database_url}
     return subprocess.Popen(worker_command(cfg, poll_s=0.2), env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -56,7 +56,6 @@ class ModelBundle:
             "name": self.name,
             "version": self.version,
             "stages": {k: v.name for k, v in self.stages.items()},
-            "folder": str(self.folder),
         }
 
 
@@ -131,7 +130,7 @@ def resolve_model(name_or_path: str | Path = "default") -> ModelBundle:
     if path.is_file():
         if path.suffix not in (".pt", ".pth"):
             raise InputError(f"expected a checkpoint (.pt) written by `liverseg train`, got {path.suffix!r}", path)
-        return ModelBundle(str(path), "local", {"single": path}, path.parent, {})
+        return ModelBundle(path.stem, "local", {"single": path}, path.parent, {})
     names = sorted(shipped) or ["(none shipped)"]
     raise InputError(
         f"unknown model {key!r}: expected 'default', a shipped model ({', '.join(names)}), "

@@ -11,7 +11,7 @@ from liverseg.errors import InputError, LiversegError
 
 log = logging.getLogger(__name__)
 
-VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".zip")
+VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".zip")
 
 HELP = """\
 Segment the liver (label 1) and liver tumors (label 2) in a CT.
@@ -20,8 +20,9 @@ INPUT is a CT file (NIfTI, NRRD, MHA) or a DICOM series folder or .zip. OUTPUT i
 (uint8 NIfTI) with exactly the input's grid (shape, spacing, origin, direction).
 
 Batch mode: when INPUT is a folder of cases (volume files, .zip files, or sub-folders each holding
-one DICOM series) OUTPUT is a folder: each case writes OUTPUT/<case>.nii.gz and
-OUTPUT/<case>.report.json; --html and --overlays then name folders too. A failing case is
+one DICOM series) OUTPUT is a folder: each case writes OUTPUT/<case>.nii.gz and a JSON report
+<case>.report.json (into OUTPUT, or into the folder --report names); --html and --overlays then
+name folders too. A failing case is
 reported and the batch goes on; a summary table ends the run (exit 1 if any case failed).
 
 If no liver is found (head CT, chest-only scan) an empty label map is written, the report and
@@ -76,7 +77,7 @@ def _options(args: argparse.Namespace):
 
 
 def _progress(quiet: bool):
-    if quiet:
+    if quiet or not sys.stderr.isatty():  # no progress bar in pipes and logs
         return None
     from tqdm.auto import tqdm
 
@@ -87,7 +88,7 @@ def _progress(quiet: bool):
         if stage != state["stage"]:
             state["stage"] = stage
             bar.set_description(stage)
-        bar.n = int(round(100 * fraction))
+        bar.n = round(100 * fraction)
         bar.refresh()
 
     update.close = bar.close  # type: ignore[attr-defined]
@@ -161,7 +162,7 @@ def _run_batch(args: argparse.Namespace, options) -> int:
         try:
             report = run_segment(
                 case, args.output / f"{name}.nii.gz",
-                report_json=args.output / f"{name}.report.json",
+                report_json=(args.report or args.output) / f"{name}.report.json",
                 html=(args.html / f"{name}.html") if args.html else None,
                 overlays_dir=(args.overlays / name) if args.overlays else None,
                 options=options, progress=progress,

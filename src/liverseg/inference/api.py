@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 __all__ = ["SegmentOptions", "SegmentResult", "run_segment", "segment_volume"]
 
 ProgressFn = Callable[[str, float], None]
+# A segmentation with less liver parenchyma (label 1) than this is not a plausible liver (the
+# smallest adult livers are ~600 ml; 50 ml also covers scans that catch only the liver's tip).
+MIN_LIVER_PARENCHYMA_ML = 50.0
 NO_LIVER_WARNING = (
     "no liver was found in this scan (is it an abdominal CT covering the liver?); "
     "the label map is empty"
@@ -77,7 +80,11 @@ def segment_volume(image: Volume, options: SegmentOptions = SegmentOptions(), pr
 
     t0 = time.perf_counter()
     check_volume_size(image)
-    check_ct_intensities(image, path=image.metadata.get("source"))
+    ct_stats = check_ct_intensities(image, path=image.metadata.get("source"))
+    warnings.extend(str(w) for w in (ct_stats or {}).get("warnings", []))
+    dropped = (image.metadata.get("dicom") or {}).get("dropped_files") or []
+    if dropped:
+        warnings.append(f"DICOM slice(s) lying off the regular stack were dropped: {', '.join(map(str, dropped))}")
     bundle = resolve_model(options.model)
     device = resolve_device(options.device)
     backend = options.backend
@@ -96,18 +103,24 @@ def segment_volume(image: Volume, options: SegmentOptions = SegmentOptions(), pr
 
     t0 = time.perf_counter()
     post_cfg = bundle.info.get("postprocess", {})
-    labels_c = postprocess_labels(
-        result.labels,
-        canon.spacing,
-        min_lesion_mm3=options.min_lesion_mm3,
-        tumor_prob=result.tumor_prob,
-        min_lesion_confidence=float(post_cfg.get("min_lesion_confidence", 0.0)),
-    )
+    labels_c = result.labels
+    if result.box is not None:  # labels are 0 outside the box: post-process the box only (memory)
+        labels_c[result.box] = postprocess_labels(
+            labels_c[result.box],
+            canon.spacing,
+            min_lesion_mm3=options.min_lesion_mm3,
+            tumor_prob=result.tumor_prob,
+            min_lesion_confidence=float(post_cfg.get("min_lesion_confidence", 0.0)),
+        )
     timings["postprocess"] = time.perf_counter() - t0
-    liver_found = bool((labels_c > 0).any())
+    parenchyma_ml = float((labels_c == 1).sum()) * canon.voxel_volume_ml
+    liver_found = parenchyma_ml >= MIN_LIVER_PARENCHYMA_ML
+    if not liver_found and labels_c.any():
+        # e.g. a water-filled structure taken for an all-tumor "liver": not a plausible liver
+        log.info("only %.1f ml of liver parenchyma was segmented: treated as no liver", parenchyma_ml)
+        labels_c[:] = 0
     if not liver_found:
-        warnings.append(NO_LIVER_WARNING)
-        log.warning(NO_LIVER_WARNING)
+        log.warning(NO_LIVER_WARNING)  # the report adds its own "no liver" warning
 
     t0 = time.perf_counter()
     labels = image.with_array(reorientation.to_original_array(labels_c).astype(np.uint8))
@@ -171,18 +184,21 @@ def run_segment(
     if probabilities is not None and result.probabilities is not None:
         _write_probabilities(image, result.probabilities, Path(probabilities))
     timings["write"] = time.perf_counter() - t0
-    timings["total"] = time.perf_counter() - t_start
 
-    input_info = {"name": input_path.name, "format": _input_format(input_path, image), **image.geometry()}
+    input_info = {"name": input_path.name, "format": _input_format(input_path, image)}
     report = build_report(
         image, result.labels, model=result.model, timings_s=timings, input_info=input_info, warnings=result.warnings
     )
-    if report_json is not None:
-        write_report_json(report, report_json)
+    t0 = time.perf_counter()
     if html is not None:
         write_html(report, image, result.labels, html)
     if overlays_dir is not None:
         write_overlays(image, result.labels, report, overlays_dir)
+    timings["report"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_start  # everything but writing the JSON itself
+    report["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+    if report_json is not None:
+        write_report_json(report, report_json)
     return report
 
 

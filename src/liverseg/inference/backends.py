@@ -84,25 +84,3 @@ class OnnxBackend:
         logits = logits - logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def export_onnx(model: Any, in_channels: int, path: Path) -> Path:
-    """Export ``model`` to ONNX with dynamic batch, height and width (opset 17), atomically."""
-    import torch
-
-    from liverseg.utils import atomic_path
-
-    model = model.float().eval().cpu()
-    dummy = torch.zeros(1, in_channels, 96, 96)
-    with atomic_path(path) as tmp:
-        torch.onnx.export(
-            model,
-            (dummy,),
-            str(tmp),
-            input_names=["slab"],
-            output_names=["logits"],
-            dynamic_axes={"slab": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}},
-            opset_version=17,
-            dynamo=False,
-        )
-    return path

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from liverseg.catalog import ModelBundle
-from liverseg.inference.backends import OnnxBackend, TorchBackend, export_onnx
+from liverseg.inference.backends import OnnxBackend, TorchBackend
 from liverseg.inference.predictor import Cascade, StageRunner
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,9 @@ def _stage_runner(checkpoint: Path, device: str, backend: str, batch_size: int) 
         onnx_path = _onnx_cache_path(checkpoint)
         if not onnx_path.exists():
             log.info("exporting %s to ONNX (once) at %s", checkpoint.name, onnx_path)
-            export_onnx(loaded.model, int(loaded.spec.context_slices) * 2 + 1, onnx_path)
+            from liverseg.models import export_onnx
+
+            export_onnx(loaded.model, onnx_path, in_channels=loaded.spec.in_channels)
         return StageRunner(OnnxBackend(onnx_path), loaded.spec, batch_size=batch_size)
     return StageRunner(TorchBackend(loaded.model, device), loaded.spec, batch_size=batch_size)
 

@@ -22,7 +22,7 @@ from liverseg.io import Volume
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Cascade", "CanonicalResult", "StageRunner"]
+__all__ = ["CanonicalResult", "Cascade", "StageRunner"]
 
 ProgressFn = Callable[[str, float], None]
 
@@ -73,7 +73,8 @@ class StageRunner:
         """
         from liverseg.preprocessing import resample_to_spacing
 
-        target = tuple(None if s is None else float(s) * scale for s in self.spec.spacing_zyx)
+        z, y, x = self.spec.spacing_zyx
+        target = (z, float(y) * scale, float(x) * scale)  # TTA rescales in-plane only
         resampled, info = resample_to_spacing(volume, target, order=1)
         probs = self.predict_array(resampled.array, progress)
         return info.invert(probs, order=1).astype(np.float32, copy=False)
@@ -83,11 +84,11 @@ class StageRunner:
 class CanonicalResult:
     """Cascade output on the canonical grid."""
 
-    labels: np.ndarray  # uint8 (z, y, x), before post-processing
+    labels: np.ndarray  # uint8 (z, y, x), before post-processing; 0 outside ``box``
     probabilities: np.ndarray | None  # float32 (3, z, y, x) when requested
-    tumor_prob: np.ndarray  # float32 (z, y, x), 0 outside the liver box
+    tumor_prob: np.ndarray | None  # float32 tumor probability inside ``box`` (None for 2-class models)
     liver_found: bool
-    box: tuple[slice, slice, slice] | None
+    box: tuple[slice, slice, slice] | None  # where labels can be non-zero (None: nothing found)
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -127,7 +128,7 @@ class Cascade:
             if keep_probabilities:
                 probs = np.zeros((3, *canon.shape), dtype=np.float32)
                 probs[0] = 1.0
-            return CanonicalResult(empty, probs, np.zeros(canon.shape, np.float32), False, None, timings)
+            return CanonicalResult(empty, probs, None, False, None, timings)
         t0 = time.perf_counter()
         from liverseg.preprocessing import crop
 
@@ -192,9 +193,7 @@ class Cascade:
         full_box = box if box is not None else tuple(slice(0, s) for s in canon.shape)
         labels = np.zeros(canon.shape, dtype=np.uint8)
         labels[full_box] = labels_box
-        tumor_prob = np.zeros(canon.shape, dtype=np.float32)
-        if n_cls >= 3:
-            tumor_prob[full_box] = probs[2]
+        tumor_prob = probs[2] if n_cls >= 3 else None
         full_probs = None
         if keep_probabilities:
             full_probs = np.zeros((3, *canon.shape), dtype=np.float32)
@@ -202,4 +201,4 @@ class Cascade:
             full_probs[(slice(None), *full_box)][:n_cls] = probs
             if n_cls == 2:
                 full_probs[(2, *full_box)] = 0.0
-        return CanonicalResult(labels, full_probs, tumor_prob, bool((labels > 0).any()), box, timings)
+        return CanonicalResult(labels, full_probs, tumor_prob, bool((labels > 0).any()), full_box, timings)

@@ -100,7 +100,7 @@ def read_itk_file(path: Path, *, kind: str) -> Volume:
     Returns the volume with the file's own dtype; raises :class:`InputError` for unreadable,
     truncated, 2D or 4D files.
     """
-    import SimpleITK as sitk  # noqa: N813
+    import SimpleITK as sitk
 
     suffix = suffix_of(path)
     if suffix in (".nii", ".nii.gz"):
@@ -147,7 +147,7 @@ def _itk_reason(exc: Exception) -> str:
 
 def write_itk_file(volume: Volume, path: Path) -> Path:
     """Write ``volume`` atomically to a .nii.gz/.nii/.nrrd/.mha file (bool is stored as uint8)."""
-    import SimpleITK as sitk  # noqa: N813
+    import SimpleITK as sitk
 
     suffix = suffix_of(path)
     if suffix not in ITK_WRITE_SUFFIXES:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from liverseg.errors import InputError
+from liverseg.errors import InputError, OutputError
 from liverseg.service.db import Database, ProblemReport, Study
 from liverseg.service.storage import Storage
 from liverseg.utils import code_version
@@ -33,6 +33,7 @@ def export_corrections(database: Database, data_dir: str | Path, out: str | Path
 
     Raises:
         InputError: no confirmed problem report has a corrected label map.
+        OutputError: ``out`` already holds another (non-correction) prepared dataset.
     """
     from liverseg.data.cases import LoadedCase, SourceCase
     from liverseg.data.dataset import write_dataset_json
@@ -40,6 +41,19 @@ def export_corrections(database: Database, data_dir: str | Path, out: str | Path
     from liverseg.service.volumes import read_image_volume, read_label_volume
 
     storage, out = Storage(data_dir), Path(out)
+    existing = out / "dataset.json"
+    if existing.exists():
+        import json
+
+        try:
+            fmt = json.loads(existing.read_text()).get("source_format")
+        except (OSError, ValueError):
+            fmt = None
+        if fmt != "liverseg-corrections":  # never overwrite the manifest of another dataset
+            raise OutputError(
+                "holds a prepared dataset that is not an export of corrections; choose a new folder",
+                out,
+            )
     with database.session() as s:
         rows = s.execute(
             select(ProblemReport, Study)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -21,12 +22,13 @@ from liverseg.service.config import ServiceConfig
 __all__ = ["main", "worker_command"]
 
 log = logging.getLogger(__name__)
+DB_URL_ENV = "LIVERSEG_WORKER_DB_URL"  # internal parent->worker hand-over, set by start_worker only
 
 
 def worker_command(config: ServiceConfig, worker_id: str | None = None, poll_s: float = 1.0) -> list[str]:
     """The command line that starts one worker process for ``config``."""
     cmd = [sys.executable, "-m", "liverseg.service.worker", "--data-dir", str(config.data_dir),
-           "--db", config.database_url, "--lease-s", str(config.lease_s),
+           "--lease-s", str(config.lease_s),
            "--max-attempts", str(config.max_attempts), "--poll-s", str(poll_s)]
     if config.segmenter:
         cmd += ["--segmenter", config.segmenter]
@@ -37,13 +39,17 @@ def worker_command(config: ServiceConfig, worker_id: str | None = None, poll_s: 
 
 def start_worker(config: ServiceConfig, worker_id: str | None = None, poll_s: float = 1.0) -> subprocess.Popen[bytes]:
     """Start one worker process (stdin closed, output inherited)."""
-    return subprocess.Popen(worker_command(config, worker_id, poll_s), stdin=subprocess.DEVNULL)
+    # The database URL may hold a password: hand it over in the child's environment, never on its
+    # command line (visible to every local user in `ps`).
+    env = {**os.environ, DB_URL_ENV: config.database_url}
+    return subprocess.Popen(worker_command(config, worker_id, poll_s), stdin=subprocess.DEVNULL, env=env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m liverseg.service.worker", description=__doc__)
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--db", default=None, help="SQLAlchemy URL (default: SQLite in the data dir)")
+    parser.add_argument("--db", default=None,
+                        help=f"SQLAlchemy URL (default: ${DB_URL_ENV} as set by `liverseg serve`, else SQLite in the data dir)")
     parser.add_argument("--lease-s", type=float, default=60.0)
     parser.add_argument("--max-attempts", type=int, default=3)
     parser.add_argument("--poll-s", type=float, default=1.0)
@@ -54,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from liverseg.service.db import Database
     from liverseg.service.jobs import Worker
 
-    config = ServiceConfig(data_dir=args.data_dir, db_url=args.db, lease_s=args.lease_s,
+    config = ServiceConfig(data_dir=args.data_dir, db_url=args.db or os.environ.get(DB_URL_ENV), lease_s=args.lease_s,
                            max_attempts=args.max_attempts, segmenter=args.segmenter)
     database = Database(config.database_url)
     stop = threading.Event()

@@ -69,10 +69,12 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Network name (``liverseg.models.MODELS``) and its keyword arguments."""
+    """Network name (``liverseg.models.MODELS``), its keyword arguments, and optionally a
+    checkpoint whose weights initialise the network (fine-tuning, e.g. on exported corrections)."""
 
     name: str = "unet"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def _chosen(n: int, p: float, gen: torch.Generator, device: torch.device) -> tor
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of ``(N, C, H, W)`` with one ``sigma`` (pixels)."""
-    radius = max(1, int(math.ceil(3 * sigma)))
+    radius = max(1, math.ceil(3 * sigma))
     t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     k = k / k.sum()
@@ -73,8 +73,8 @@ def _spatial(x: torch.Tensor, y: torch.Tensor, cfg: AugmentConfig, gen: torch.Ge
     if cfg.p_elastic > 0:
         sel = _chosen(n, cfg.p_elastic, gen, dev)
         if bool(sel.any()):
-            gh = max(2, int(round(h / cfg.elastic_spacing[0])) + 1)
-            gw = max(2, int(round(w / cfg.elastic_spacing[1])) + 1)
+            gh = max(2, round(h / cfg.elastic_spacing[0]) + 1)
+            gw = max(2, round(w / cfg.elastic_spacing[1]) + 1)
             mag = _uniform(n, *cfg.elastic_magnitude, gen, dev) * sel  # pixels
             coarse = torch.randn(n, 2, gh, gw, generator=gen, device=dev) * mag[:, None, None, None]
             disp = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)

@@ -3,6 +3,7 @@ loader, distributed validation and the wall-clock budget (used by :mod:`liverseg
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from liverseg.training.distributed import DistInfo, all_gather_objects, barrier
 from liverseg.training.evaluation import summarize, validate
 from liverseg.training.folds import resolve_split
 from liverseg.training.sampling import EpochSampler, SlabDataset
+
+log = logging.getLogger(__name__)
 
 __all__ = ["PreparedRun", "budget_spent", "make_loader", "prepare_run", "validate_distributed"]
 
@@ -68,6 +71,23 @@ def _check_resume(config: TrainConfig, saved: dict[str, Any]) -> None:
         )
 
 
+def _init_weights(model: torch.nn.Module, config: TrainConfig, spec: Any) -> None:
+    """Load ``model.init_from`` weights; the checkpoint must be the same network and stage input."""
+    path = Path(str(config.model.init_from))
+    if not path.is_file():
+        raise ConfigError(f"model.init_from: no checkpoint at {path}")
+    data = load_checkpoint_dict(path)
+    theirs = (data.get("model_name"), data.get("model_kwargs"), data.get("spec"))
+    mine = (config.model.name, dict(config.model.kwargs), spec.to_dict())
+    if theirs != mine:
+        raise ConfigError(
+            f"model.init_from: {path} holds {theirs[0]} {theirs[1]} with stage {theirs[2]}, "
+            f"but this run trains {mine[0]} {mine[1]} with stage {mine[2]}"
+        )
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in data["state_dict"].items()})
+    log.info("initialised the network from %s", path)
+
+
 def prepare_run(
     config: TrainConfig, run_dir: str | Path, *, resume: bool = False, dist_info: DistInfo | None = None
 ) -> PreparedRun:
@@ -105,6 +125,8 @@ def prepare_run(
             "data.dir: the training cases have no liver label at all (a dataset without labels?)"
         )
     model = build_network(config.model.name, spec, config.model.kwargs)
+    if config.model.init_from and resume_state is None:
+        _init_weights(model, config, spec)
     return PreparedRun(
         config,
         cache,

@@ -1,0 +1,88 @@
+"""DICOM writing helpers shared by the tests (synthetic CT series with full geometry tags)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+
+def ct_slice(
+    pixels: np.ndarray,
+    *,
+    position: Sequence[float],
+    orientation: Sequence[float] = (1, 0, 0, 0, 1, 0),
+    pixel_spacing: Sequence[float] = (0.8, 0.7),
+    series_uid: str,
+    study_uid: str,
+    for_uid: str,
+    instance: int,
+    slope: float = 1.0,
+    intercept: float = -1024.0,
+    modality: str = "CT",
+    thickness: float = 5.0,
+) -> FileDataset:
+    """One single-frame CT image (uint16 stored values) with full geometry tags."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.FrameOfReferenceUID = for_uid
+    ds.Modality = modality
+    ds.PatientID = "SYNTH001"
+    ds.PatientName = "Synthetic^Phantom"
+    ds.PatientBirthDate = ""
+    ds.PatientSex = "O"
+    ds.StudyDate = "20240101"
+    ds.StudyTime = "120000"
+    ds.StudyID = "1"
+    ds.AccessionNumber = ""
+    ds.ReferringPhysicianName = ""
+    ds.Manufacturer = "liverseg-tests"
+    ds.SeriesNumber = 3
+    ds.InstanceNumber = instance
+    ds.ImagePositionPatient = [float(v) for v in position]
+    ds.ImageOrientationPatient = [float(v) for v in orientation]
+    ds.PixelSpacing = [float(v) for v in pixel_spacing]
+    ds.SliceThickness = thickness
+    ds.RescaleSlope = slope
+    ds.RescaleIntercept = intercept
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.PixelData = np.ascontiguousarray(pixels.astype(np.uint16)).tobytes()
+    return ds
+
+
+def write_volume_as_dicom(volume, folder: Path, *, intercept: float = -1024.0) -> Path:
+    """Write a HU ``Volume`` (any direction) as a single-frame CT series, one file per slice.
+
+    File names are ``slice_<rank>`` in a shuffled order so readers must sort by position.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    d = np.asarray(volume.direction)
+    orientation = [*d[:, 0], *d[:, 1]]
+    series_uid, study_uid, for_uid = generate_uid(), generate_uid(), generate_uid()
+    dz, dy, dx = volume.spacing
+    rng = np.random.default_rng(0)
+    names = rng.permutation(volume.shape[0])
+    for z in range(volume.shape[0]):
+        position = volume.index_to_physical(np.array([z, 0, 0]))
+        stored = np.clip(np.rint(volume.array[z] - intercept), 0, 65535)
+        ds = ct_slice(stored, position=position, orientation=orientation, pixel_spacing=(dy, dx),
+                      series_uid=series_uid, study_uid=study_uid, for_uid=for_uid, instance=z + 1,
+                      intercept=intercept, thickness=dz)
+        ds.save_as(folder / f"slice_{names[z]:04d}", enforce_file_format=True)
+    return folder
