@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
+from _results import fmt
 
 TUMOR_CASES = ("ircadb_01", "ircadb_17", "lits_117")
 HEALTHY = ("chaos_03", "ircadb_07")
@@ -72,12 +72,6 @@ def evaluate_run(run: Path, case_id: str, device: str) -> dict:
     return out
 
 
-def _fmt(v: object) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-
 def markdown(results: dict[str, dict[str, dict]]) -> str:
     lines = ["| arm | case | tumor Dice | lesion recall | recall >= 10 mm | FP lesions | liver Dice |",
              "|---|---|---:|---:|---:|---:|---:|"]
@@ -86,8 +80,8 @@ def markdown(results: dict[str, dict[str, dict]]) -> str:
             if "error" in r:
                 lines.append(f"| {arm} | {case} | {r['error']} | | | | |")
                 continue
-            lines.append(f"| {arm} | {case} | {_fmt(r['tumor_dice'])} | {_fmt(r['recall'])} | "
-                         f"{_fmt(r['recall_ge10mm'])} | {_fmt(r['false_positive_lesions'])} | {_fmt(r['liver_dice'])} |")
+            lines.append(f"| {arm} | {case} | {fmt(r['tumor_dice'])} | {fmt(r['recall'])} | "
+                         f"{fmt(r['recall_ge10mm'])} | {fmt(r['false_positive_lesions'])} | {fmt(r['liver_dice'])} |")
     lines.append("")
     lines.append("| arm | mean tumor Dice (tumor cases) | mean lesion recall | mean FP lesions / tumor-free liver |")
     lines.append("|---|---:|---:|---:|")

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from _results import fmt
 
 
 def _stage(runs: Path, stage: str, case: str) -> Path:
@@ -64,18 +64,12 @@ def validate(dataset: Path, runs: Path, cases: list[str] | None, *, overrides: d
     return out
 
 
-def _f(v: object, digits: int = 3) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
-
-
 def markdown(results: dict[str, dict]) -> str:
     rows = ["| held-out case | liver Dice | liver ASSD mm | tumor Dice | lesion recall | recall >= 10 mm | FP lesions |",
             "|---|---:|---:|---:|---:|---:|---:|"]
     for case, r in results.items():
-        rows.append(f"| {case} | {_f(r['liver_dice'])} | {_f(r['liver_assd_mm'], 2)} | {_f(r['tumor_dice'])} | "
-                    f"{_f(r['lesion_recall'])} | {_f(r['lesion_recall_ge10mm'])} | {_f(r['false_positive_lesions'])} |")
+        rows.append(f"| {case} | {fmt(r['liver_dice'])} | {fmt(r['liver_assd_mm'], 2)} | {fmt(r['tumor_dice'])} | "
+                    f"{fmt(r['lesion_recall'])} | {fmt(r['lesion_recall_ge10mm'])} | {fmt(r['false_positive_lesions'])} |")
     ld = [r["liver_dice"] for r in results.values()]
     td = [r["tumor_dice"] for r in results.values() if r["tumor_dice"] is not None]
     rows.append(f"| mean +- std | {np.mean(ld):.3f} +- {np.std(ld):.3f} | | "

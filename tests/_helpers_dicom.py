@@ -24,6 +24,7 @@ def ct_slice(
     intercept: float = -1024.0,
     modality: str = "CT",
     thickness: float = 5.0,
+    bits: int = 16,
 ) -> FileDataset:
     """One single-frame CT image (uint16 stored values) with full geometry tags."""
     meta = FileMetaDataset()
@@ -58,11 +59,11 @@ def ct_slice(
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
+    ds.BitsAllocated = bits
+    ds.BitsStored = bits
+    ds.HighBit = bits - 1
     ds.PixelRepresentation = 0
-    ds.PixelData = np.ascontiguousarray(pixels.astype(np.uint16)).tobytes()
+    ds.PixelData = np.ascontiguousarray(pixels.astype(np.uint16 if bits == 16 else np.uint8)).tobytes()
     return ds
 
 

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
+from _helpers_dicom import ct_slice
 from liverseg.utils import set_progress_enabled
 
 SHAPE = (8, 32, 32)
@@ -57,39 +57,6 @@ def write_itk(array: np.ndarray, path: Path, spacing_zyx: Sequence[float] = (2.5
     return path
 
 
-def _ct_slice(pixels: np.ndarray, *, position: Sequence[float], spacing_yx: Sequence[float],
-              series_uid: str, study_uid: str, instance: int, intercept: float, bits: int = 16,
-              thickness: float = 2.0) -> FileDataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = study_uid
-    ds.SeriesInstanceUID = series_uid
-    ds.FrameOfReferenceUID = generate_uid(entropy_srcs=[study_uid])
-    ds.Modality = "CT"
-    ds.PatientID = "SYNTH"
-    ds.InstanceNumber = instance
-    ds.ImagePositionPatient = [float(v) for v in position]
-    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    ds.PixelSpacing = [float(v) for v in spacing_yx]
-    ds.SliceThickness = thickness
-    ds.RescaleSlope = 1
-    ds.RescaleIntercept = intercept
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated = bits
-    ds.BitsStored = bits
-    ds.HighBit = bits - 1
-    ds.PixelRepresentation = 0
-    ds.PixelData = np.ascontiguousarray(pixels.astype(np.uint16 if bits == 16 else np.uint8)).tobytes()
-    return ds
-
-
 def dicom_series_bytes(array: np.ndarray, *, spacing_zyx: Sequence[float] = (1.6, 0.6, 0.6),
                        z0: float = 0.0, descending: bool = False, intercept: float = -1024.0,
                        bits: int = 16, names: Callable[[int], str] = lambda i: f"image_{i}",
@@ -104,9 +71,10 @@ def dicom_series_bytes(array: np.ndarray, *, spacing_zyx: Sequence[float] = (1.6
     out: dict[str, bytes] = {}
     for i in range(n):
         k = n - 1 - i if descending else i
-        ds = _ct_slice(array[k] - intercept, position=(-20.0, -30.0, z0 + k * spacing_zyx[0]),
-                       spacing_yx=spacing_zyx[1:], series_uid=series, study_uid=study, instance=i + 1,
-                       intercept=intercept, bits=bits)
+        ds = ct_slice(array[k] - intercept, position=(-20.0, -30.0, z0 + k * spacing_zyx[0]),
+                      pixel_spacing=spacing_zyx[1:], series_uid=series, study_uid=study,
+                      for_uid=generate_uid(entropy_srcs=[study]), instance=i + 1, intercept=intercept,
+                      bits=bits, thickness=2.0)
         buf = io.BytesIO()
         ds.save_as(buf, enforce_file_format=True)
         out[names(i)] = buf.getvalue()

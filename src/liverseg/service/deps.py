@@ -54,15 +54,8 @@ class Auth:
 
 def get_db(request: Request) -> Iterator[Session]:
     """A database session for the request, committed when the route returns without error."""
-    s = request.app.state.database.new_session()
-    try:
+    with request.app.state.database.session() as s:
         yield s
-        s.commit()
-    except BaseException:
-        s.rollback()
-        raise
-    finally:
-        s.close()
 
 
 def client_ip(request: Request) -> str:
