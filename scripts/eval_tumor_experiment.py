@@ -12,11 +12,10 @@ on tumor-free livers the number of predicted lesions.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
-from _results import fmt
+from _results import emit, fmt
 
 TUMOR_CASES = ("ircadb_01", "ircadb_17", "lits_117")
 HEALTHY = ("chaos_03", "ircadb_07")
@@ -110,12 +109,7 @@ def main() -> None:
                 results[arm][case] = evaluate_run(run, case, args.device) if run.exists() else {"error": "not run"}
             except Exception as exc:  # one broken run must not hide the others
                 results[arm][case] = {"error": f"{type(exc).__name__}: {exc}"}
-    table = markdown(results)
-    print(table)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    if args.markdown:
-        args.markdown.write_text(table + "\n")
+    emit(results, markdown(results), args.json, args.markdown)
 
 
 if __name__ == "__main__":

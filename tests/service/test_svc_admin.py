@@ -172,3 +172,18 @@ def test_admin_sees_all_studies(svc, done_study):
     listed = admin.get("/api/studies").json()
     assert listed[0]["owner"] == "alice"
     assert "models-table" in admin.get("/admin/models").text
+
+
+def test_export_corrections_never_overwrites_another_dataset(svc, tmp_path):
+    import json
+
+    from liverseg.errors import OutputError
+    from liverseg.service.export import export_corrections
+
+    out = tmp_path / "prepared"
+    out.mkdir()
+    manifest = {"format": "liverseg-prepared", "source_format": "ircadb", "cases": [{"id": "ircadb_01"}]}
+    (out / "dataset.json").write_text(json.dumps(manifest))
+    with pytest.raises(OutputError, match="not an export of corrections"):
+        export_corrections(svc.database, svc.config.data_dir, out)
+    assert json.loads((out / "dataset.json").read_text()) == manifest
