@@ -65,7 +65,9 @@ def bench_model(name: str, args: argparse.Namespace, workdir: Path) -> dict[str,
         reference = run_torch().numpy()
         got = session.run(None, feed)[0]
         # relative to the logits' range: fresh batch-norm statistics can give large eval logits
-        row["max_rel_diff"] = float(np.abs(got - reference).max() / max(1e-12, float(np.abs(reference).max())))
+        row["max_rel_diff"] = float(
+            np.abs(got - reference).max() / max(1e-12, float(np.abs(reference).max()))
+        )
         row["ort_ms"] = _time_ms(lambda: session.run(None, feed), args.repeats) / args.batch
     return row
 
@@ -86,7 +88,9 @@ def format_table(rows: list[dict[str, float | str]], args: argparse.Namespace) -
             if isinstance(ort_ms, float)
             else f"{'-':>8} {'-':>7} {'-':>9}"
         )
-        lines.append(f"{r['name']:<14} {r['params_m']:>8.2f} {r['gflops']:>7.2f} {r['torch_ms']:>9.1f} {onnx_cols}")
+        lines.append(
+            f"{r['name']:<14} {r['params_m']:>8.2f} {r['gflops']:>7.2f} {r['torch_ms']:>9.1f} {onnx_cols}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -98,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-channels", type=int, default=5)
     parser.add_argument("--out-channels", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch and ORT intra-op threads")
+    parser.add_argument(
+        "--threads", type=int, default=torch.get_num_threads(), help="torch and ORT intra-op threads"
+    )
     parser.add_argument("--no-onnx", dest="onnx", action="store_false", help="time torch only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)

@@ -127,8 +127,19 @@ def main() -> None:
     rows = []
     for config in args.configs:
         res = subprocess.run(
-            [sys.executable, __file__, "--worker", config, "--input", str(input_path), "--device", args.device],
-            capture_output=True, text=True, check=False,
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                config,
+                "--input",
+                str(input_path),
+                "--device",
+                args.device,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if res.returncode != 0:
             print(f"{config}: FAILED\n{res.stderr[-2000:]}", file=sys.stderr)

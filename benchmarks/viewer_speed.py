@@ -40,7 +40,8 @@ def make_study(data_dir: Path, shape: tuple[int, int, int]) -> str:
     body = ((y - shape[1] / 2) / (0.45 * shape[1])) ** 2 + ((x - shape[2] / 2) / (0.48 * shape[2])) ** 2 < 1
     ct[np.broadcast_to(body, shape)] += 950
     liver = ((z - shape[0] / 2) / (0.4 * shape[0])) ** 2 + ((y - shape[1] / 2) / (0.25 * shape[1])) ** 2 + (
-        (x - shape[2] / 3) / (0.2 * shape[2])) ** 2 < 1
+        (x - shape[2] / 3) / (0.2 * shape[2])
+    ) ** 2 < 1
     labels = liver.astype(np.uint8)
     image = Volume(ct, (1.0, 0.7, 0.7))
     config = ServiceConfig(data_dir=data_dir)
@@ -49,8 +50,20 @@ def make_study(data_dir: Path, shape: tuple[int, int, int]) -> str:
     build_viewer_cache(image, image.with_array(labels), Storage(data_dir).viewer_dir(study_id))
     with db.session() as s:
         user = add_user(s, "bench", PASSWORD, "clinician")
-        s.add(Study(id=study_id, owner_id=user.id, label="benchmark", input_kind="nifti", input_name="input.nii.gz",
-                    input_sha256="0" * 64, input_bytes=0, status="done", created_at=utcnow(), finished_at=utcnow()))
+        s.add(
+            Study(
+                id=study_id,
+                owner_id=user.id,
+                label="benchmark",
+                input_kind="nifti",
+                input_name="input.nii.gz",
+                input_sha256="0" * 64,
+                input_bytes=0,
+                status="done",
+                created_at=utcnow(),
+                finished_at=utcnow(),
+            )
+        )
     db.dispose()
     return study_id
 
@@ -62,7 +75,9 @@ def _free_port() -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=60, help="requests per plane and kind")
     parser.add_argument("--shape", type=int, nargs=3, default=(200, 512, 512), metavar=("Z", "Y", "X"))
     args = parser.parse_args()
@@ -71,8 +86,21 @@ def main() -> int:
         data = Path(tmp) / "data"
         study = make_study(data, shape)  # type: ignore[arg-type]
         port = _free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "liverseg.cli.serve", "--port", str(port), "--data-dir",
-                                 str(data), "--workers", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "liverseg.cli.serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data),
+                "--workers",
+                "0",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(base_url=url, timeout=30) as client:
@@ -84,21 +112,27 @@ def main() -> int:
                 client.post("/api/login", json={"name": "bench", "password": PASSWORD}).raise_for_status()
                 client.get(f"/api/studies/{study}/viewer").raise_for_status()  # opens the memory maps
                 rng = np.random.default_rng(1)
-                print(f"slice latency, {shape[2]}x{shape[1]}x{shape[0]} study, {args.requests} requests each, "
-                      "localhost HTTP, one client")
+                print(
+                    f"slice latency, {shape[2]}x{shape[1]}x{shape[0]} study, {args.requests} requests each, "
+                    "localhost HTTP, one client"
+                )
                 print(f"{'plane':<10} {'kind':<8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'KiB':>6}")
                 for plane, n in (("axial", shape[0]), ("coronal", shape[1]), ("sagittal", shape[2])):
                     for kind in ("slice", "overlay"):
                         times, size = [], 0
                         for index in rng.integers(0, n, args.requests):
                             t0 = time.perf_counter()
-                            r = client.get(f"/api/studies/{study}/{kind}", params={"plane": plane, "index": int(index)})
+                            r = client.get(
+                                f"/api/studies/{study}/{kind}", params={"plane": plane, "index": int(index)}
+                            )
                             r.raise_for_status()
                             times.append(1000 * (time.perf_counter() - t0))
                             size = len(r.content)
                         t = np.asarray(times)
-                        print(f"{plane:<10} {kind:<8} {np.percentile(t, 50):8.1f} {np.percentile(t, 95):8.1f} "
-                              f"{t.max():8.1f} {size / 1024:6.0f}")
+                        print(
+                            f"{plane:<10} {kind:<8} {np.percentile(t, 50):8.1f} {np.percentile(t, 95):8.1f} "
+                            f"{t.max():8.1f} {size / 1024:6.0f}"
+                        )
         finally:
             proc.terminate()
             proc.wait(30)

@@ -22,7 +22,9 @@ HEALTHY = ("chaos_03", "ircadb_07")
 ARMS = {
     "real labels + synthetic lesions": lambda case: f"s2_lopo_{case}",
     "real labels only": lambda case: f"exp_real_{case}",
-    "synthetic lesions only": lambda case: "exp_synonly_all" if case in TUMOR_CASES else f"exp_synonly_{case}",
+    "synthetic lesions only": lambda case: (
+        "exp_synonly_all" if case in TUMOR_CASES else f"exp_synonly_{case}"
+    ),
 }
 
 
@@ -72,22 +74,34 @@ def evaluate_run(run: Path, case_id: str, device: str) -> dict:
 
 
 def markdown(results: dict[str, dict[str, dict]]) -> str:
-    lines = ["| arm | case | tumor Dice | lesion recall | recall >= 10 mm | FP lesions | liver Dice |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| arm | case | tumor Dice | lesion recall | recall >= 10 mm | FP lesions | liver Dice |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for arm, cases in results.items():
         for case, r in cases.items():
             if "error" in r:
                 lines.append(f"| {arm} | {case} | {r['error']} | | | | |")
                 continue
-            lines.append(f"| {arm} | {case} | {fmt(r['tumor_dice'])} | {fmt(r['recall'])} | "
-                         f"{fmt(r['recall_ge10mm'])} | {fmt(r['false_positive_lesions'])} | {fmt(r['liver_dice'])} |")
+            lines.append(
+                f"| {arm} | {case} | {fmt(r['tumor_dice'])} | {fmt(r['recall'])} | "
+                f"{fmt(r['recall_ge10mm'])} | {fmt(r['false_positive_lesions'])} | {fmt(r['liver_dice'])} |"
+            )
     lines.append("")
-    lines.append("| arm | mean tumor Dice (tumor cases) | mean lesion recall | mean FP lesions / tumor-free liver |")
+    lines.append(
+        "| arm | mean tumor Dice (tumor cases) | mean lesion recall | mean FP lesions / tumor-free liver |"
+    )
     lines.append("|---|---:|---:|---:|")
     for arm, cases in results.items():
-        td = [r["tumor_dice"] for c, r in cases.items() if c in TUMOR_CASES and r.get("tumor_dice") is not None]
+        td = [
+            r["tumor_dice"] for c, r in cases.items() if c in TUMOR_CASES and r.get("tumor_dice") is not None
+        ]
         rc = [r["recall"] for c, r in cases.items() if c in TUMOR_CASES and r.get("recall") is not None]
-        fp = [r["n_pred_lesions"] for c, r in cases.items() if c in HEALTHY and r.get("n_pred_lesions") is not None]
+        fp = [
+            r["n_pred_lesions"]
+            for c, r in cases.items()
+            if c in HEALTHY and r.get("n_pred_lesions") is not None
+        ]
         mean = lambda xs: f"{np.mean(xs):.3f}" if xs else "-"  # noqa: E731
         lines.append(f"| {arm} | {mean(td)} | {mean(rc)} | {mean(fp)} |")
     return "\n".join(lines)
@@ -106,7 +120,9 @@ def main() -> None:
         for case in (*TUMOR_CASES, *HEALTHY):
             run = args.runs / name_of(case)
             try:
-                results[arm][case] = evaluate_run(run, case, args.device) if run.exists() else {"error": "not run"}
+                results[arm][case] = (
+                    evaluate_run(run, case, args.device) if run.exists() else {"error": "not run"}
+                )
             except Exception as exc:  # one broken run must not hide the others
                 results[arm][case] = {"error": f"{type(exc).__name__}: {exc}"}
     emit(results, markdown(results), args.json, args.markdown)

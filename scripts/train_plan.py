@@ -50,7 +50,9 @@ def shipped_runs(steps: dict[str, int]) -> list[Run]:
     ]
     for case in WHOLE_CT:
         rest = [c for c in WHOLE_CT if c != case]
-        runs.append(Run(f"s1_lopo_{case}", LIVER_CFG, [_ids("train_ids", rest), "data.val_ids=[]", *_steps(s1)], 1))
+        runs.append(
+            Run(f"s1_lopo_{case}", LIVER_CFG, [_ids("train_ids", rest), "data.val_ids=[]", *_steps(s1)], 1)
+        )
     return runs
 
 
@@ -64,19 +66,45 @@ def experiment_runs(steps: dict[str, int]) -> list[Run]:
         base = [_ids("train_ids", rest), "data.val_ids=[]", *_steps(n)]
         runs.append(Run(f"s2_lopo_{case}", TUMOR_CFG, base, 2))  # arm real+synthetic
         runs.append(Run(f"exp_real_{case}", TUMOR_CFG, [*base, "augment.synthetic_lesions.p=0.0"], 1, False))
-    synth_only = ["augment.synthetic_lesions.p=0.5", "sampling.tumor_fraction=0.0", "sampling.liver_fraction=0.8"]
-    runs.append(Run("exp_synonly_all", TUMOR_CFG, [_ids("train_ids", HEALTHY), "data.val_ids=[]", *_steps(n), *synth_only], 4, False))
+    synth_only = [
+        "augment.synthetic_lesions.p=0.5",
+        "sampling.tumor_fraction=0.0",
+        "sampling.liver_fraction=0.8",
+    ]
+    runs.append(
+        Run(
+            "exp_synonly_all",
+            TUMOR_CFG,
+            [_ids("train_ids", HEALTHY), "data.val_ids=[]", *_steps(n), *synth_only],
+            4,
+            False,
+        )
+    )
     for case in HEALTHY:
         other = [c for c in HEALTHY if c != case]
-        runs.append(Run(f"exp_synonly_{case}", TUMOR_CFG, [_ids("train_ids", other), "data.val_ids=[]", *_steps(n), *synth_only], 4, False))
+        runs.append(
+            Run(
+                f"exp_synonly_{case}",
+                TUMOR_CFG,
+                [_ids("train_ids", other), "data.val_ids=[]", *_steps(n), *synth_only],
+                4,
+                False,
+            )
+        )
     return runs
 
 
 def _steps(total: int, per_epoch: int = 40) -> list[str]:
-    return [f"train.epochs={max(1, total // per_epoch)}", f"train.steps_per_epoch={per_epoch}", "train.val_every=1000"]
+    return [
+        f"train.epochs={max(1, total // per_epoch)}",
+        f"train.steps_per_epoch={per_epoch}",
+        "train.val_every=1000",
+    ]
 
 
-def launch(runs: list[Run], out: Path, *, device: str, budget_minutes: float, max_parallel: int) -> dict[str, int]:
+def launch(
+    runs: list[Run], out: Path, *, device: str, budget_minutes: float, max_parallel: int
+) -> dict[str, int]:
     """Start the runs (at most ``max_parallel`` at once), wait, return exit codes by name."""
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -86,14 +114,34 @@ def launch(runs: list[Run], out: Path, *, device: str, budget_minutes: float, ma
     while pending or active:
         while pending and len(active) < max_parallel:
             run = pending.pop(0)
-            cmd = [sys.executable, "-m", "liverseg", "--quiet", "train", "--config", run.config,
-                   "--out", str(out / run.name), "--half-weights",
-                   "--set", f"train.device={device}", "--set", f"train.budget_minutes={budget_minutes}",
-                   "--set", f"train.num_workers={run.workers}", "--set", "augment.on_device=true"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "liverseg",
+                "--quiet",
+                "train",
+                "--config",
+                run.config,
+                "--out",
+                str(out / run.name),
+                "--half-weights",
+                "--set",
+                f"train.device={device}",
+                "--set",
+                f"train.budget_minutes={budget_minutes}",
+                "--set",
+                f"train.num_workers={run.workers}",
+                "--set",
+                "augment.on_device=true",
+            ]
             for o in run.overrides:
                 cmd += ["--set", o]
             log = open(out / f"{run.name}.log", "w")  # noqa: SIM115 (closed when the process ends)
-            active[run.name] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log, time.time())
+            active[run.name] = (
+                subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env),
+                log,
+                time.time(),
+            )
             print(f"started {run.name}", flush=True)
         for name, (proc, log, t0) in list(active.items()):
             if proc.poll() is not None:
@@ -117,7 +165,11 @@ def main() -> None:
     p.add_argument("--tumor-arm-steps", type=int, default=600)
     p.add_argument("--only", nargs="*", help="run only these run names")
     args = p.parse_args()
-    steps = {"liver": args.liver_steps, "tumor_final": args.tumor_final_steps, "tumor_arm": args.tumor_arm_steps}
+    steps = {
+        "liver": args.liver_steps,
+        "tumor_final": args.tumor_final_steps,
+        "tumor_arm": args.tumor_arm_steps,
+    }
     runs: list[Run] = []
     if args.plan in ("shipped", "all"):
         runs += shipped_runs(steps)
@@ -125,7 +177,9 @@ def main() -> None:
         runs += experiment_runs(steps)
     if args.only:
         runs = [r for r in runs if r.name in set(args.only)]
-    codes = launch(runs, args.out, device=args.device, budget_minutes=args.budget_minutes, max_parallel=args.max_parallel)
+    codes = launch(
+        runs, args.out, device=args.device, budget_minutes=args.budget_minutes, max_parallel=args.max_parallel
+    )
     failed = {k: v for k, v in codes.items() if v != 0}
     print(f"{len(codes) - len(failed)} of {len(codes)} runs succeeded; failed: {failed or 'none'}")
 

@@ -61,12 +61,16 @@ def validate(
             model_dir.mkdir()
             (model_dir / "stage1.pt").symlink_to(s1.resolve())
             (model_dir / "stage2.pt").symlink_to(s2.resolve())
-            opts = SegmentOptions(model=str(model_dir), device="cpu", min_lesion_mm3=0.0, keep_probabilities=True)
+            opts = SegmentOptions(
+                model=str(model_dir), device="cpu", min_lesion_mm3=0.0, keep_probabilities=True
+            )
             t0 = time.perf_counter()
             result = segment_volume(image, opts)
             seconds = time.perf_counter() - t0
         raw = result.labels.array
-        tumor_prob = result.probabilities[2] if result.probabilities is not None else np.zeros(raw.shape, np.float32)
+        tumor_prob = (
+            result.probabilities[2] if result.probabilities is not None else np.zeros(raw.shape, np.float32)
+        )
         has_tumor = bool((ref.array == 2).any())
         swept[case] = {}
         for min_mm3, conf in sweep:
@@ -81,8 +85,10 @@ def validate(
         res = evaluate_case(final, ref.array, ref.spacing)
         les = res.get("lesions") or {}
         out[case] = {
-            "stage1": str(s1.parent.name), "stage2": str(s2.parent.name),
-            "liver_dice": res["liver"]["dice"], "liver_assd_mm": res["liver"].get("assd"),
+            "stage1": str(s1.parent.name),
+            "stage2": str(s2.parent.name),
+            "liver_dice": res["liver"]["dice"],
+            "liver_assd_mm": res["liver"].get("assd"),
             "tumor_dice": res["tumor"]["dice"] if has_tumor else None,
             "lesion_recall": les.get("recall") if has_tumor else None,
             "lesion_recall_ge10mm": les.get("recall_measurable") if has_tumor else None,
@@ -97,8 +103,10 @@ def validate(
 def sweep_markdown(swept: dict[str, dict]) -> str:
     """Mean lesion recall (tumor cases) and false positives per case, per post-processing setting."""
     keys = sorted({k for v in swept.values() for k in v}, key=lambda k: (float(k.split("mm3")[0]), k))
-    rows = ["| min lesion mm3, min mean tumor probability | mean lesion recall | mean FP lesions per case |",
-            "|---|---:|---:|"]
+    rows = [
+        "| min lesion mm3, min mean tumor probability | mean lesion recall | mean FP lesions per case |",
+        "|---|---:|---:|",
+    ]
     for key in keys:
         rec = [v[key]["recall"] for v in swept.values() if v[key]["recall"] is not None]
         fp = [v[key]["false_positive_lesions"] for v in swept.values()]
@@ -107,15 +115,21 @@ def sweep_markdown(swept: dict[str, dict]) -> str:
 
 
 def markdown(results: dict[str, dict]) -> str:
-    rows = ["| held-out case | liver Dice | liver ASSD mm | tumor Dice | lesion recall | recall >= 10 mm | FP lesions |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| held-out case | liver Dice | liver ASSD mm | tumor Dice | lesion recall | recall >= 10 mm | FP lesions |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for case, r in results.items():
-        rows.append(f"| {case} | {fmt(r['liver_dice'])} | {fmt(r['liver_assd_mm'], 2)} | {fmt(r['tumor_dice'])} | "
-                    f"{fmt(r['lesion_recall'])} | {fmt(r['lesion_recall_ge10mm'])} | {fmt(r['false_positive_lesions'])} |")
+        rows.append(
+            f"| {case} | {fmt(r['liver_dice'])} | {fmt(r['liver_assd_mm'], 2)} | {fmt(r['tumor_dice'])} | "
+            f"{fmt(r['lesion_recall'])} | {fmt(r['lesion_recall_ge10mm'])} | {fmt(r['false_positive_lesions'])} |"
+        )
     ld = [r["liver_dice"] for r in results.values()]
     td = [r["tumor_dice"] for r in results.values() if r["tumor_dice"] is not None]
-    rows.append(f"| mean +- std | {np.mean(ld):.3f} +- {np.std(ld):.3f} | | "
-                f"{(f'{np.mean(td):.3f} +- {np.std(td):.3f}') if td else '-'} | | | |")
+    rows.append(
+        f"| mean +- std | {np.mean(ld):.3f} +- {np.std(ld):.3f} | | "
+        f"{(f'{np.mean(td):.3f} +- {np.std(td):.3f}') if td else '-'} | | | |"
+    )
     return "\n".join(rows)
 
 
@@ -133,8 +147,13 @@ def main() -> None:
     overrides = {k: Path(v) for k, v in (o.split("=", 1) for o in args.override)}
     sweep = [(m, c) for m in args.sweep_min_mm3 for c in args.sweep_confidence]
     results, swept = validate(args.dataset, args.runs, args.cases, overrides=overrides, sweep=sweep)
-    emit({"cases": results, "postprocess_sweep": swept}, markdown(results) + "\n\n" + sweep_markdown(swept),
-         args.json, args.markdown)
+    emit(
+        {"cases": results, "postprocess_sweep": swept},
+        markdown(results) + "\n\n" + sweep_markdown(swept),
+        args.json,
+        args.markdown,
+    )
+
 
 if __name__ == "__main__":
     main()

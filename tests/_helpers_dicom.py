@@ -82,8 +82,17 @@ def write_volume_as_dicom(volume, folder: Path, *, intercept: float = -1024.0) -
     for z in range(volume.shape[0]):
         position = volume.index_to_physical(np.array([z, 0, 0]))
         stored = np.clip(np.rint(volume.array[z] - intercept), 0, 65535)
-        ds = ct_slice(stored, position=position, orientation=orientation, pixel_spacing=(dy, dx),
-                      series_uid=series_uid, study_uid=study_uid, for_uid=for_uid, instance=z + 1,
-                      intercept=intercept, thickness=dz)
+        ds = ct_slice(
+            stored,
+            position=position,
+            orientation=orientation,
+            pixel_spacing=(dy, dx),
+            series_uid=series_uid,
+            study_uid=study_uid,
+            for_uid=for_uid,
+            instance=z + 1,
+            intercept=intercept,
+            thickness=dz,
+        )
         ds.save_as(folder / f"slice_{names[z]:04d}", enforce_file_format=True)
     return folder

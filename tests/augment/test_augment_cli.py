@@ -19,7 +19,9 @@ ORIGIN = (120.5, -33.0, 512.25)
 @pytest.fixture
 def ct_files(tmp_path, case_factory):
     image, label = case_factory()
-    ct = write_volume(Volume(np.rint(image).astype(np.int16), SPACING, ORIGIN, DIRECTION), tmp_path / "case7.nii.gz")
+    ct = write_volume(
+        Volume(np.rint(image).astype(np.int16), SPACING, ORIGIN, DIRECTION), tmp_path / "case7.nii.gz"
+    )
     lab = write_volume(Volume(label, SPACING, ORIGIN, DIRECTION), tmp_path / "case7_label.nii.gz")
     return ct, lab
 
@@ -66,7 +68,9 @@ def test_synth_lesions_params_file_and_errors(ct_files, tmp_path, capsys):
     other = write_volume(Volume(np.zeros((5, 6, 7), np.uint8), SPACING), tmp_path / "other.nii.gz")
     assert main(["synth-lesions", str(ct), str(other), str(tmp_path / "o3")]) == 1
     assert "grid" in capsys.readouterr().err
-    empty = write_volume(Volume(np.zeros((24, 96, 96), np.uint8), SPACING, ORIGIN, DIRECTION), tmp_path / "e.nii.gz")
+    empty = write_volume(
+        Volume(np.zeros((24, 96, 96), np.uint8), SPACING, ORIGIN, DIRECTION), tmp_path / "e.nii.gz"
+    )
     assert main(["synth-lesions", str(ct), str(empty), str(tmp_path / "o4")]) == 1
     assert "no liver voxels" in capsys.readouterr().err
     assert not (tmp_path / "o4").exists() or not any((tmp_path / "o4").iterdir())
@@ -75,11 +79,27 @@ def test_synth_lesions_params_file_and_errors(ct_files, tmp_path, capsys):
 def test_lesion_realism_on_a_phantom_dataset(tmp_path, capsys):
     dataset = pytest.importorskip("liverseg.synth.dataset")
     prepared = tmp_path / "prepared"
-    dataset.write_phantom_dataset(prepared, cases=2, seed=1, shape=(32, 96, 96), spacing=(4.0, 2.5, 2.5),
-                                  tumor_free_every=0)
+    dataset.write_phantom_dataset(
+        prepared, cases=2, seed=1, shape=(32, 96, 96), spacing=(4.0, 2.5, 2.5), tumor_free_every=0
+    )
     md, js, png = tmp_path / "r.md", tmp_path / "r.json", tmp_path / "r.png"
-    code = main(["-q", "lesion-realism", str(prepared), "--seeds", "1", "--n", "3", "--markdown", str(md),
-                 "--json", str(js), "--gallery", str(png)])
+    code = main(
+        [
+            "-q",
+            "lesion-realism",
+            str(prepared),
+            "--seeds",
+            "1",
+            "--n",
+            "3",
+            "--markdown",
+            str(md),
+            "--json",
+            str(js),
+            "--gallery",
+            str(png),
+        ]
+    )
     assert code == 0
     table = capsys.readouterr().out
     assert "| contrast to liver (HU) |" in table and "synthetic (n=" in table

@@ -55,8 +55,12 @@ def test_contrast_and_size_fall_in_the_requested_ranges(case_factory):
     image, label = case_factory(semi_axes_mm=(28.0, 36.0, 36.0), shape=(26, 100, 100))
     spacing = (2.5, 0.8, 0.8)
     params = LesionParams(
-        **PLAIN, diameter_mm=(8.0, 16.0), hypodense_contrast_hu=(20.0, 60.0), hyperdense_probability=0.0,
-        edge_width_mm=(0.3, 0.3), match_noise=False,
+        **PLAIN,
+        diameter_mm=(8.0, 16.0),
+        hypodense_contrast_hu=(20.0, 60.0),
+        hyperdense_probability=0.0,
+        edge_width_mm=(0.3, 0.3),
+        match_noise=False,
     )
     res = insert_lesions(image, label, spacing, params, rng=7, count=5)
     assert len(res.lesions) >= 3
@@ -78,8 +82,13 @@ def test_contrast_and_size_fall_in_the_requested_ranges(case_factory):
 
 def test_hyperdense_lesions_are_brighter_than_the_liver(case_factory):
     image, label = case_factory()
-    params = LesionParams(**PLAIN, hyperdense_probability=1.0, hyperdense_contrast_hu=(30.0, 40.0),
-                          diameter_mm=(8.0, 12.0), match_noise=False)
+    params = LesionParams(
+        **PLAIN,
+        hyperdense_probability=1.0,
+        hyperdense_contrast_hu=(30.0, 40.0),
+        diameter_mm=(8.0, 12.0),
+        match_noise=False,
+    )
     res = insert_lesions(image, label, (2.5, 0.8, 0.8), params, rng=1, count=3)
     assert res.lesions
     for rec in res.lesions:
@@ -123,8 +132,9 @@ def test_too_small_liver_shrinks_or_skips_but_never_leaves_the_liver(case_factor
     spacing = (1.0, 1.0, 1.0)
     image, label = case_factory(shape=(40, 40, 40), spacing=spacing, semi_axes_mm=(9.0, 9.0, 9.0))
     # room for ~10 mm lesions only: 40 mm lesions are shrunk (40 -> 30 -> 22.5 -> ... -> ~9.5)
-    params = LesionParams(**PLAIN, diameter_mm=(5.0, 40.0), size_distribution="uniform", margin_mm=1.0,
-                          edge_width_mm=(0.3, 0.3))
+    params = LesionParams(
+        **PLAIN, diameter_mm=(5.0, 40.0), size_distribution="uniform", margin_mm=1.0, edge_width_mm=(0.3, 0.3)
+    )
     res = insert_lesions(image, label, spacing, params, rng=5, count=3)
     assert res.lesions, "at least one shrunk lesion must fit"
     assert all(r.requested_diameter_mm <= 16.0 for r in res.lesions)
@@ -143,8 +153,13 @@ def test_too_small_liver_shrinks_or_skips_but_never_leaves_the_liver(case_factor
 
 def test_large_vessels_and_existing_tumors_are_avoided(case_factory):
     spacing = (2.0, 0.8, 0.8)
-    image, label = case_factory(shape=(30, 100, 100), spacing=spacing, semi_axes_mm=(28.0, 36.0, 36.0),
-                                vessel_radius_mm=3.0, tumor_radius_mm=6.0)
+    image, label = case_factory(
+        shape=(30, 100, 100),
+        spacing=spacing,
+        semi_axes_mm=(28.0, 36.0, 36.0),
+        vessel_radius_mm=3.0,
+        tumor_radius_mm=6.0,
+    )
     params = LesionParams(diameter_mm=(5.0, 12.0), vessel_overlap=0.0, margin_mm=2.0)
     res = insert_lesions(image, label, spacing, params, rng=1, count=6)
     assert len(res.lesions) >= 3
@@ -154,8 +169,9 @@ def test_large_vessels_and_existing_tumors_are_avoided(case_factory):
     assert vessel.sum() > 100
     assert not (changed & vessel).any()
     # the same draw without vessel avoidance does cover the vessel
-    careless = insert_lesions(image, label, spacing, LesionParams(**{**params.to_dict(), "avoid_vessels": False}),
-                              rng=1, count=6)
+    careless = insert_lesions(
+        image, label, spacing, LesionParams(**{**params.to_dict(), "avoid_vessels": False}), rng=1, count=6
+    )
     assert ((careless.image != image) & vessel).any()
     tumor = label == 2
     assert np.array_equal(res.image[tumor], image[tumor]) and (res.label[tumor] == 2).all()
@@ -165,8 +181,14 @@ def test_large_vessels_and_existing_tumors_are_avoided(case_factory):
 
 def test_lesion_noise_matches_the_scan_noise(case_factory):
     spacing = (2.5, 0.8, 0.8)
-    image, label = case_factory(shape=(26, 110, 110), spacing=spacing, semi_axes_mm=(30.0, 40.0, 40.0),
-                                noise_hu=15.0, corr_vox=0.8, seed=4)
+    image, label = case_factory(
+        shape=(26, 110, 110),
+        spacing=spacing,
+        semi_axes_mm=(30.0, 40.0, 40.0),
+        noise_hu=15.0,
+        corr_vox=0.8,
+        seed=4,
+    )
     params = LesionParams(**PLAIN, diameter_mm=(30.0, 30.0), edge_width_mm=(0.3, 0.3), match_noise=True)
     res = insert_lesions(image, label, spacing, params, rng=0, count=1)
     lesion = (res.label == 2) & (label != 2)
@@ -183,8 +205,9 @@ def test_lesion_noise_matches_the_scan_noise(case_factory):
 
     assert lag1(res.image, core) == pytest.approx(lag1(image, core), abs=0.12)
     # without noise matching the lesion is visibly smoother
-    smooth = insert_lesions(image, label, spacing, LesionParams(**{**params.to_dict(), "match_noise": False}),
-                            rng=0, count=1)
+    smooth = insert_lesions(
+        image, label, spacing, LesionParams(**{**params.to_dict(), "match_noise": False}), rng=0, count=1
+    )
     assert float(smooth.image[core].std()) < 0.5 * scan_std
 
 

@@ -77,8 +77,13 @@ def test_synthetic_lesions_in_a_real_liver(shared_data: Path):
     real = lesion_statistics(img, lab, sp, case="ircadb_17")
     assert len(real) == 2 and all(r.contrast_hu < -20 and r.equivalent_diameter_mm > 40 for r in real)
     liver_median = float(np.median(img[lab == 1]))
-    plain = LesionParams(diameter_mm=(15.0, 25.0), texture_hu=(0.0, 0.0), rim_probability=0.0,
-                         necrosis_probability=0.0, edge_width_mm=(0.3, 0.3))
+    plain = LesionParams(
+        diameter_mm=(15.0, 25.0),
+        texture_hu=(0.0, 0.0),
+        rim_probability=0.0,
+        necrosis_probability=0.0,
+        edge_width_mm=(0.3, 0.3),
+    )
     res = insert_lesions(img, lab, sp, plain, rng=0, count=4)
     assert len(res.lesions) == 4
     assert not ((res.image != img) & (lab == 0)).any()

@@ -27,7 +27,9 @@ def _slab(case_factory, **kw):
 def test_slab_with_full_labels_gets_one_3d_lesion_across_slices(case_factory):
     image, label = _slab(case_factory)
     assert image.shape[0] == 5
-    t = SyntheticLesionTransform(LesionParams(count=(1, 1), diameter_mm=(14.0, 14.0), merge_probability=0.0), p=1.0)
+    t = SyntheticLesionTransform(
+        LesionParams(count=(1, 1), diameter_mm=(14.0, 14.0), merge_probability=0.0), p=1.0
+    )
     before_image, before_label = image.copy(), label.copy()
     out_image, out_label = t(image, label, SPACING, np.random.default_rng(0))
     assert np.array_equal(image, before_image) and np.array_equal(label, before_label)  # inputs untouched

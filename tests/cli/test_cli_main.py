@@ -13,7 +13,9 @@ from liverseg.cli.main import COMMAND_MODULES, build_parser, main
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "liverseg", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "liverseg", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -46,8 +46,12 @@ def phantom(shape: Sequence[int] = SHAPE) -> tuple[np.ndarray, np.ndarray]:
     return img, lab
 
 
-def write_itk(array: np.ndarray, path: Path, spacing_zyx: Sequence[float] = (2.5, 0.8, 0.7),
-              origin: Sequence[float] = (-10.0, 5.0, 30.0)) -> Path:
+def write_itk(
+    array: np.ndarray,
+    path: Path,
+    spacing_zyx: Sequence[float] = (2.5, 0.8, 0.7),
+    origin: Sequence[float] = (-10.0, 5.0, 30.0),
+) -> Path:
     """Write an array (z, y, x) with SimpleITK (format by suffix)."""
     img = sitk.GetImageFromArray(array)
     img.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
@@ -57,10 +61,17 @@ def write_itk(array: np.ndarray, path: Path, spacing_zyx: Sequence[float] = (2.5
     return path
 
 
-def dicom_series_bytes(array: np.ndarray, *, spacing_zyx: Sequence[float] = (1.6, 0.6, 0.6),
-                       z0: float = 0.0, descending: bool = False, intercept: float = -1024.0,
-                       bits: int = 16, names: Callable[[int], str] = lambda i: f"image_{i}",
-                       study_uid: str | None = None) -> dict[str, bytes]:
+def dicom_series_bytes(
+    array: np.ndarray,
+    *,
+    spacing_zyx: Sequence[float] = (1.6, 0.6, 0.6),
+    z0: float = 0.0,
+    descending: bool = False,
+    intercept: float = -1024.0,
+    bits: int = 16,
+    names: Callable[[int], str] = lambda i: f"image_{i}",
+    study_uid: str | None = None,
+) -> dict[str, bytes]:
     """A CT series as ``{file name: bytes}``; slice ``k`` of ``array`` is at z0 + k*dz.
 
     With ``descending`` the file with index 0 holds the *last* (most superior) slice, as CHAOS
@@ -71,10 +82,18 @@ def dicom_series_bytes(array: np.ndarray, *, spacing_zyx: Sequence[float] = (1.6
     out: dict[str, bytes] = {}
     for i in range(n):
         k = n - 1 - i if descending else i
-        ds = ct_slice(array[k] - intercept, position=(-20.0, -30.0, z0 + k * spacing_zyx[0]),
-                      pixel_spacing=spacing_zyx[1:], series_uid=series, study_uid=study,
-                      for_uid=generate_uid(entropy_srcs=[study]), instance=i + 1, intercept=intercept,
-                      bits=bits, thickness=2.0)
+        ds = ct_slice(
+            array[k] - intercept,
+            position=(-20.0, -30.0, z0 + k * spacing_zyx[0]),
+            pixel_spacing=spacing_zyx[1:],
+            series_uid=series,
+            study_uid=study,
+            for_uid=generate_uid(entropy_srcs=[study]),
+            instance=i + 1,
+            intercept=intercept,
+            bits=bits,
+            thickness=2.0,
+        )
         buf = io.BytesIO()
         ds.save_as(buf, enforce_file_format=True)
         out[names(i)] = buf.getvalue()
@@ -96,9 +115,14 @@ def write_zip(members: dict[str, bytes], path: Path) -> Path:
     return path
 
 
-def ircadb_patient(folder: Path, *, masks_as_zip: bool = False, ct_as_zip: bool = True,
-                   extra_masks: dict[str, np.ndarray] | None = None,
-                   mask_spacing_zyx: Sequence[float] | None = None) -> dict[str, np.ndarray]:
+def ircadb_patient(
+    folder: Path,
+    *,
+    masks_as_zip: bool = False,
+    ct_as_zip: bool = True,
+    extra_masks: dict[str, np.ndarray] | None = None,
+    mask_spacing_zyx: Sequence[float] | None = None,
+) -> dict[str, np.ndarray]:
     """Write a 3D-IRCADb-like patient folder; returns the structure masks (bool, z, y, x).
 
     Structures: ``liver`` (tumors included, as in 3D-IRCADb), ``livertumor01`` (tumor A),
@@ -127,8 +151,13 @@ def ircadb_patient(folder: Path, *, masks_as_zip: bool = False, ct_as_zip: bool 
         write_files(ct, folder / "PATIENT_DICOM")
     members: dict[str, bytes] = {}
     for name, m in masks.items():
-        files = dicom_series_bytes(m.astype(np.int16) * 255, spacing_zyx=mask_spacing_zyx or sp,
-                                   intercept=0.0, bits=8, study_uid=study)
+        files = dicom_series_bytes(
+            m.astype(np.int16) * 255,
+            spacing_zyx=mask_spacing_zyx or sp,
+            intercept=0.0,
+            bits=8,
+            study_uid=study,
+        )
         members.update({f"MASKS_DICOM/{name}/{k}": v for k, v in files.items()})
     if masks_as_zip:
         write_zip(members, folder / "MASKS_DICOM.zip")
@@ -163,6 +192,13 @@ def data_cli(argv: list[str]) -> int:
 def synth() -> Any:
     """Namespace of the helpers above, for the test modules."""
     return argparse.Namespace(
-        phantom=phantom, write_itk=write_itk, dicom_series_bytes=dicom_series_bytes, write_files=write_files,
-        write_zip=write_zip, ircadb_patient=ircadb_patient, write_mrc=write_mrc, data_cli=data_cli, SHAPE=SHAPE,
+        phantom=phantom,
+        write_itk=write_itk,
+        dicom_series_bytes=dicom_series_bytes,
+        write_files=write_files,
+        write_zip=write_zip,
+        ircadb_patient=ircadb_patient,
+        write_mrc=write_mrc,
+        data_cli=data_cli,
+        SHAPE=SHAPE,
     )

@@ -24,8 +24,24 @@ def mrc_source(tmp_path: Path, synth) -> Path:
 
 def test_prepare_split_stats(tmp_path: Path, synth, mrc_source: Path, capsys) -> None:
     out = tmp_path / "out"
-    assert synth.data_cli(["prepare", "--format", "mrc", str(mrc_source), str(out), "--spacing", "2", "1", "1",
-                           "--name", "toy"]) == 0
+    assert (
+        synth.data_cli(
+            [
+                "prepare",
+                "--format",
+                "mrc",
+                str(mrc_source),
+                str(out),
+                "--spacing",
+                "2",
+                "1",
+                "1",
+                "--name",
+                "toy",
+            ]
+        )
+        == 0
+    )
     ds = load_dataset(out)
     assert ds.name == "toy" and ds.case_ids == ["lits_5", "lits_6", "lits_7", "lits_8"]
     assert ds.case("lits_5").spacing_zyx_mm == (2.0, 1.0, 1.0)
@@ -75,6 +91,20 @@ def test_prepare_with_map_option(tmp_path: Path, synth) -> None:
     synth.write_itk(img, tmp_path / "src" / "volume-1.nii.gz")
     synth.write_itk(np.choose(lab, [0, 10, 20]).astype(np.uint8), tmp_path / "src" / "segmentation-1.nii.gz")
     out = tmp_path / "out"
-    assert synth.data_cli(["prepare", "--format", "lits", str(tmp_path / "src"), str(out),
-                           "--map", "0=0,10=1", "--map", "20=2"]) == 0
+    assert (
+        synth.data_cli(
+            [
+                "prepare",
+                "--format",
+                "lits",
+                str(tmp_path / "src"),
+                str(out),
+                "--map",
+                "0=0,10=1",
+                "--map",
+                "20=2",
+            ]
+        )
+        == 0
+    )
     np.testing.assert_array_equal(load_dataset(out).load_case("lits_1")[1].array, lab)

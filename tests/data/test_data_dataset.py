@@ -30,11 +30,28 @@ def test_manifest_follows_the_contract(tmp_path: Path, synth) -> None:
     assert doc["name"] == "mini" and doc["format"] == "liverseg-prepared" and doc["version"] == 1
     assert doc["labels"] == {"0": "background", "1": "liver", "2": "tumor"}
     assert doc["source_format"] == "lits" and doc["created"]
-    keys = {"id", "patient_id", "image", "label", "source", "shape_zyx", "spacing_zyx_mm", "hu_range",
-            "liver_volume_ml", "tumor_volume_ml", "tumor_components", "image_sha256", "label_sha256", "mapping"}
+    keys = {
+        "id",
+        "patient_id",
+        "image",
+        "label",
+        "source",
+        "shape_zyx",
+        "spacing_zyx_mm",
+        "hu_range",
+        "liver_volume_ml",
+        "tumor_volume_ml",
+        "tumor_components",
+        "image_sha256",
+        "label_sha256",
+        "mapping",
+    }
     for entry in doc["cases"]:
         assert keys <= set(entry)
-        assert entry["image"] == f"images/{entry['id']}.nii.gz" and entry["label"] == f"labels/{entry['id']}.nii.gz"
+        assert (
+            entry["image"] == f"images/{entry['id']}.nii.gz"
+            and entry["label"] == f"labels/{entry['id']}.nii.gz"
+        )
     assert doc["fingerprint"] == compute_fingerprint(ds.cases) == ds.fingerprint
     assert "splits" not in doc
     ds.verify()
@@ -69,7 +86,11 @@ def test_rerun_updates_in_place_and_keeps_ids(tmp_path: Path, synth) -> None:
     assert merged.source_format == "mixed" and merged.splits is None
     assert merged.case("extra").extra["source_format"] == "nifti-pairs"
     assert sorted(p.name for p in (out / "images").iterdir()) == [
-        "extra.nii.gz", "lits_1.nii.gz", "lits_2.nii.gz", "lits_3.nii.gz"]
+        "extra.nii.gz",
+        "lits_1.nii.gz",
+        "lits_2.nii.gz",
+        "lits_3.nii.gz",
+    ]
     # a changed source label changes that case's hash and the fingerprint
     changed = lab.copy()
     changed[changed == 2] = 1

@@ -92,10 +92,15 @@ def test_msd_maps_labels_by_name(tmp_path: Path, synth) -> None:
     synth.write_itk(img, src / "imagesTr" / "liver_4.nii.gz")
     synth.write_itk(swapped, src / "labelsTr" / "liver_4.nii.gz")
     (src / "imagesTr" / "._liver_4.nii.gz").write_bytes(b"macOS resource fork")
-    (src / "dataset.json").write_text(json.dumps({
-        "name": "LiverSwapped", "labels": {"0": "background", "1": "cancer", "2": "liver"},
-        "training": [{"image": "./imagesTr/liver_4.nii.gz", "label": "./labelsTr/liver_4.nii.gz"}],
-    }))
+    (src / "dataset.json").write_text(
+        json.dumps(
+            {
+                "name": "LiverSwapped",
+                "labels": {"0": "background", "1": "cancer", "2": "liver"},
+                "training": [{"image": "./imagesTr/liver_4.nii.gz", "label": "./labelsTr/liver_4.nii.gz"}],
+            }
+        )
+    )
     ds = prepare_dataset(src, tmp_path / "out", "msd")
     assert ds.case_ids == ["msd_liver_4"]
     _, label = ds.load_case("msd_liver_4")
@@ -109,7 +114,9 @@ def test_msd_without_training_list_matches_files(tmp_path: Path, synth) -> None:
     synth.write_itk(img, src / "imagesTr" / "liver_0.nii.gz")
     synth.write_itk(lab, src / "labelsTr" / "liver_0.nii.gz")
     (src / "imagesTr" / "._liver_0.nii.gz").write_bytes(b"junk")
-    (src / "dataset.json").write_text(json.dumps({"labels": {"0": "background", "1": "liver", "2": "cancer"}}))
+    (src / "dataset.json").write_text(
+        json.dumps({"labels": {"0": "background", "1": "liver", "2": "cancer"}})
+    )
     cases = discover_cases("msd", src)
     assert [c.case_id for c in cases] == ["msd_liver_0"]
     loaded = cases[0].load()
@@ -155,8 +162,12 @@ def test_nifti_pairs_unmatched_image_is_an_error(tmp_path: Path, synth) -> None:
 def test_mrc_axes_spacing_and_assumption_warning(tmp_path: Path, synth, caplog) -> None:
     img, lab = synth.phantom((6, 10, 12))
     # the package stores nibabel's (x, y, z) order: liver (low x = patient's right) at low axis 0
-    synth.write_mrc(img.astype(np.float32).transpose(2, 1, 0).copy(), tmp_path / "pkg" / "data" / "img_117.mrc")
-    synth.write_mrc(lab.astype(np.uint16).transpose(2, 1, 0).copy(), tmp_path / "pkg" / "data" / "lab_117.mrc")
+    synth.write_mrc(
+        img.astype(np.float32).transpose(2, 1, 0).copy(), tmp_path / "pkg" / "data" / "img_117.mrc"
+    )
+    synth.write_mrc(
+        lab.astype(np.uint16).transpose(2, 1, 0).copy(), tmp_path / "pkg" / "data" / "lab_117.mrc"
+    )
     with caplog.at_level(logging.WARNING):
         ds = prepare_dataset(tmp_path / "pkg", tmp_path / "out", "mrc")
     assert "assuming (1.0, 1.0, 1.0) mm" in caplog.text
@@ -168,8 +179,9 @@ def test_mrc_axes_spacing_and_assumption_warning(tmp_path: Path, synth, caplog) 
     np.testing.assert_array_equal(label.array, lab)
     np.testing.assert_array_equal(image.array, img.astype(np.float32))
     np.testing.assert_allclose(image.direction, np.eye(3))
-    ds2 = prepare_dataset(tmp_path / "pkg", tmp_path / "out2", "mrc",
-                          options=LayoutOptions(spacing_zyx=(2.0, 0.5, 0.5)))
+    ds2 = prepare_dataset(
+        tmp_path / "pkg", tmp_path / "out2", "mrc", options=LayoutOptions(spacing_zyx=(2.0, 0.5, 0.5))
+    )
     c2 = ds2.case("lits_117")
     assert c2.spacing_zyx_mm == (2.0, 0.5, 0.5) and c2.mapping["spacing_assumed"] is False
     assert c2.liver_volume_ml == pytest.approx(case.liver_volume_ml * 0.5, rel=1e-3)
@@ -193,9 +205,12 @@ def test_png_slices_seed_encoding(tmp_path: Path, synth) -> None:
     (case / "masks").mkdir()
     for k in range(lab.shape[0]):
         Image.fromarray(np.full(lab.shape[1:], 100 + k, np.uint8)).save(case / "images" / f"slice_{k}.png")
-        Image.fromarray(np.choose(lab[k], [0, 127, 255]).astype(np.uint8)).save(case / "masks" / f"slice_{k}.png")
-    ds = prepare_dataset(tmp_path / "seed", tmp_path / "out", "png-slices",
-                         options=LayoutOptions(spacing_zyx=(3.0, 0.7, 0.7)))
+        Image.fromarray(np.choose(lab[k], [0, 127, 255]).astype(np.uint8)).save(
+            case / "masks" / f"slice_{k}.png"
+        )
+    ds = prepare_dataset(
+        tmp_path / "seed", tmp_path / "out", "png-slices", options=LayoutOptions(spacing_zyx=(3.0, 0.7, 0.7))
+    )
     assert ds.case_ids == ["png_patienta"]
     image, label = ds.load_case("png_patienta")
     np.testing.assert_array_equal(label.array, lab)
@@ -210,18 +225,21 @@ def test_png_slices_seed_encoding(tmp_path: Path, synth) -> None:
 # -------------------------------------------------------------------------------------- CHAOS
 def test_chaos_case_masks_follow_file_index(tmp_path: Path, synth) -> None:
     img, lab = synth.phantom()
-    liver = (lab > 0)
+    liver = lab > 0
     liver[-1] = False
     liver[-1, 20:24, 4:8] = True  # a distinctive mask on the most superior slice only
     case = tmp_path / "CT" / "3"
     # CHAOS: file i0000 is the most superior slice (positions descend with the file index)
-    files = synth.dicom_series_bytes(img, spacing_zyx=(2.0, 0.73, 0.73), descending=True,
-                                     names=lambda i: f"i{i:04d},0000b.dcm")
+    files = synth.dicom_series_bytes(
+        img, spacing_zyx=(2.0, 0.73, 0.73), descending=True, names=lambda i: f"i{i:04d},0000b.dcm"
+    )
     synth.write_files(files, case / "DICOM_anon")
     (case / "Ground").mkdir()
     n = img.shape[0]
     for i in range(n):
-        Image.fromarray(liver[n - 1 - i].astype(np.uint8) * 255).save(case / "Ground" / f"liver_GT_{i:03d}.png")
+        Image.fromarray(liver[n - 1 - i].astype(np.uint8) * 255).save(
+            case / "Ground" / f"liver_GT_{i:03d}.png"
+        )
     ds = prepare_dataset(tmp_path / "CT", tmp_path / "out", "chaos")
     assert ds.case_ids == ["chaos_03"]
     image, label = ds.load_case("chaos_03")

@@ -60,7 +60,10 @@ def test_ircadb_patient_17_has_two_tumors(prepared: PreparedDataset) -> None:
     assert c.shape_zyx[0] == 119
     np.testing.assert_allclose(c.spacing_zyx_mm, (1.6, 0.74, 0.74), atol=0.005)
     assert c.tumor_components == 2
-    assert {k for k, v in c.mapping["structures"].items() if v == "tumor (2)"} == {"livertumor1", "livertumor2"}
+    assert {k for k, v in c.mapping["structures"].items() if v == "tumor (2)"} == {
+        "livertumor1",
+        "livertumor2",
+    }
 
 
 def test_chaos_case_3(prepared: PreparedDataset) -> None:

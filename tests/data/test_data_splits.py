@@ -12,9 +12,19 @@ from liverseg.errors import ConfigError
 
 def _case(cid: str, patient: str, tumor_ml: float) -> CaseInfo:
     return CaseInfo(
-        id=cid, patient_id=patient, image=f"images/{cid}.nii.gz", label=f"labels/{cid}.nii.gz", source="",
-        shape_zyx=(1, 1, 1), spacing_zyx_mm=(1.0, 1.0, 1.0), hu_range={}, liver_volume_ml=1.0,
-        tumor_volume_ml=tumor_ml, tumor_components=int(tumor_ml > 0), image_sha256="", label_sha256="",
+        id=cid,
+        patient_id=patient,
+        image=f"images/{cid}.nii.gz",
+        label=f"labels/{cid}.nii.gz",
+        source="",
+        shape_zyx=(1, 1, 1),
+        spacing_zyx_mm=(1.0, 1.0, 1.0),
+        hu_range={},
+        liver_volume_ml=1.0,
+        tumor_volume_ml=tumor_ml,
+        tumor_components=int(tumor_ml > 0),
+        image_sha256="",
+        label_sha256="",
     )
 
 
@@ -70,7 +80,9 @@ def test_test_fraction_holds_out_whole_patients() -> None:
     test_patients = {patient[c] for c in s.test}
     assert len(test_patients) == 3
     assert Counter(p in {c.patient_id for c in cases if c.has_tumor} for p in test_patients) in (
-        Counter({True: 2, False: 1}), Counter({True: 1, False: 2}))
+        Counter({True: 2, False: 1}),
+        Counter({True: 1, False: 2}),
+    )
     for train, val in s.folds:
         assert not ({patient[c] for c in (*train, *val)} & test_patients)
     assert sorted([*s.test, *(c for _, v in s.folds for c in v)]) == sorted(patient)

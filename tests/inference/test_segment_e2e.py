@@ -26,15 +26,28 @@ DICE_FLOOR = 0.85
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "liverseg", *args], capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "liverseg", *args], capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("sample")
-    res = _cli("segment", str(Path(__file__).resolve().parents[2] / "src/liverseg/sample/chaos_ct3_image.nii.gz"),
-               "-o", str(out / "labels.nii.gz"), "--report", str(out / "report.json"), "--html", str(out / "report.html"),
-               "--overlays", str(out / "overlays"), "--probabilities", str(out / "probs.nii.gz"))
+    res = _cli(
+        "segment",
+        str(Path(__file__).resolve().parents[2] / "src/liverseg/sample/chaos_ct3_image.nii.gz"),
+        "-o",
+        str(out / "labels.nii.gz"),
+        "--report",
+        str(out / "report.json"),
+        "--html",
+        str(out / "report.html"),
+        "--overlays",
+        str(out / "overlays"),
+        "--probabilities",
+        str(out / "probs.nii.gz"),
+    )
     return {"res": res, "out": out}
 
 
@@ -66,14 +79,18 @@ def test_probabilities_on_input_grid(sample_run: dict, sample: tuple[Volume, Vol
 
 def test_oblique_flipped_nifti_keeps_grid_and_result(tmp_path: Path, small_ct: tuple[Volume, Volume]) -> None:
     image, _ = small_ct
-    base = run_segment(_write(image, tmp_path / "a.nii.gz"), tmp_path / "a_out.nii.gz", options=SegmentOptions(device="cpu"))
+    base = run_segment(
+        _write(image, tmp_path / "a.nii.gz"), tmp_path / "a_out.nii.gz", options=SegmentOptions(device="cpu")
+    )
     # the same voxels stored with a permuted, flipped and slightly oblique grid
     th = np.deg2rad(4.0)
     rot = np.array([[np.cos(th), -np.sin(th), 0], [np.sin(th), np.cos(th), 0], [0, 0, 1]])
     arr = np.flip(np.transpose(image.array, (0, 2, 1)), axis=1)  # (z, x', y') with a flip
     d = image.direction @ np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]]) @ rot
     odd = Volume(arr, (image.spacing[0], image.spacing[2], image.spacing[1]), image.origin, d)
-    run_segment(_write(odd, tmp_path / "b.nii.gz"), tmp_path / "b_out.nii.gz", options=SegmentOptions(device="cpu"))
+    run_segment(
+        _write(odd, tmp_path / "b.nii.gz"), tmp_path / "b_out.nii.gz", options=SegmentOptions(device="cpu")
+    )
     out = read_volume(tmp_path / "b_out.nii.gz", kind="label")
     src = read_volume(tmp_path / "b.nii.gz")
     assert out.shape == src.shape and out.same_grid(src, atol=1e-4)
@@ -88,7 +105,15 @@ def test_dicom_folder_input_grid_and_dicom_seg(tmp_path: Path, small_ct: tuple[V
 
     image, _ = small_ct
     folder = write_volume_as_dicom(image, tmp_path / "series")
-    res = _cli("segment", str(folder), "-o", str(tmp_path / "out.nii.gz"), "--dicom-seg", str(tmp_path / "seg.dcm"), "--quiet")
+    res = _cli(
+        "segment",
+        str(folder),
+        "-o",
+        str(tmp_path / "out.nii.gz"),
+        "--dicom-seg",
+        str(tmp_path / "seg.dcm"),
+        "--quiet",
+    )
     assert res.returncode == 0, res.stderr
     src = read_volume(folder)
     out = read_volume(tmp_path / "out.nii.gz", kind="label")
@@ -186,7 +211,9 @@ def test_phantom_end_to_end_outputs_on_input_grid(tmp_path: Path) -> None:
 
     image, _, _ = make_phantom(1, shape=(32, 96, 96), spacing=(5.0, 3.0, 3.0))
     path = _write(image, tmp_path / "phantom.nii.gz")
-    report = run_segment(path, tmp_path / "out.nii.gz", report_json=tmp_path / "r.json", options=SegmentOptions(device="cpu"))
+    report = run_segment(
+        path, tmp_path / "out.nii.gz", report_json=tmp_path / "r.json", options=SegmentOptions(device="cpu")
+    )
     out = read_volume(tmp_path / "out.nii.gz", kind="label")
     assert out.same_grid(read_volume(path))
     validate_report(report)

@@ -21,8 +21,10 @@ def test_max_unpool2d_equals_torch_max_unpool():
     assert int((got != 0).sum()) == values.numel()  # one maximum per window, the rest zero
 
 
-@pytest.mark.parametrize(("h", "w", "multiple", "expected"), [(65, 47, 32, (96, 64)), (64, 64, 32, (64, 64)),
-                                                              (1, 1, 16, (16, 16)), (7, 9, 1, (7, 9))])
+@pytest.mark.parametrize(
+    ("h", "w", "multiple", "expected"),
+    [(65, 47, 32, (96, 64)), (64, 64, 32, (64, 64)), (1, 1, 16, (16, 16)), (7, 9, 1, (7, 9))],
+)
 def test_pad_to_multiple_pads_bottom_right_with_zeros(h, w, multiple, expected):
     x = torch.rand(1, 2, h, w) + 1.0
     padded = pad_to_multiple(x, multiple)
@@ -42,7 +44,11 @@ def test_make_divisible_follows_mobilenet_v2():
 @pytest.mark.parametrize(
     ("layout", "torchvision_features"),
     # torchvision resnet18/34/50 parameter counts without the final fully connected layer
-    [("resnet18", 11_689_512 - 513_000), ("resnet34", 21_797_672 - 513_000), ("resnet50", 25_557_032 - 2_049_000)],
+    [
+        ("resnet18", 11_689_512 - 513_000),
+        ("resnet34", 21_797_672 - 513_000),
+        ("resnet50", 25_557_032 - 2_049_000),
+    ],
 )
 def test_resnet_encoder_matches_the_reference_architecture(layout, torchvision_features):
     with torch.device("meta"):

@@ -50,7 +50,9 @@ def test_every_model_exports_with_dynamic_size(name, small_kwargs, randomize_nor
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param for d in dims] == ["batch", "", "height", "width"] and dims[1].dim_value == 3
     # Sizes other than the tracing size, none a multiple of the stride: padding must be in the graph.
-    _compare(model, path, [(1, 3, 65, 47), (3, 3, 33, 70)], max_mismatch=0.01 if name == "segnet_vgg16" else 0.0)
+    _compare(
+        model, path, [(1, 3, 65, 47), (3, 3, 33, 70)], max_mismatch=0.01 if name == "segnet_vgg16" else 0.0
+    )
 
 
 @pytest.mark.parametrize(("name", "kwargs"), [("mobileunet", {}), ("unet", {"features": 16})])

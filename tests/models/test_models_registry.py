@@ -10,7 +10,14 @@ from liverseg.errors import ConfigError
 from liverseg.models import MODELS, build_model, count_flops, count_parameters, default_kwargs, model_info
 
 CONTRACT_NAMES = {
-    "unet", "unet_resnet18", "unet_resnet34", "unet_resnet50", "segnet_vgg16", "mobileunet", "resunet", "encdec",
+    "unet",
+    "unet_resnet18",
+    "unet_resnet34",
+    "unet_resnet50",
+    "segnet_vgg16",
+    "mobileunet",
+    "resunet",
+    "encdec",
 }
 
 
@@ -22,8 +29,15 @@ def test_registry_holds_the_agreed_names_and_every_one_has_a_test_config(small_k
         assert isinstance(build_model(name, 1, 2, **small_kwargs[name]), cls)
 
 
-@pytest.mark.parametrize(("typo", "suggestion"), [("unet_resnet43", "unet_resnet34"), ("mobilenet", "mobileunet"),
-                                                  ("segnet", "segnet_vgg16"), ("Unet", "unet")])
+@pytest.mark.parametrize(
+    ("typo", "suggestion"),
+    [
+        ("unet_resnet43", "unet_resnet34"),
+        ("mobilenet", "mobileunet"),
+        ("segnet", "segnet_vgg16"),
+        ("Unet", "unet"),
+    ],
+)
 def test_typo_lists_valid_names_and_suggests_the_closest(typo, suggestion):
     with pytest.raises(ConfigError) as info:
         build_model(typo, 1, 3)
@@ -85,7 +99,11 @@ def _hook_flops(model: nn.Module, x: torch.Tensor) -> int:
         else:
             total += 2 * output.numel() * (module.in_channels // module.groups) * k
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
+    ]
     with torch.no_grad():
         model.eval()(x)
     for h in handles:

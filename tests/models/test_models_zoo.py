@@ -107,7 +107,9 @@ class TestModelContract:
 
     def test_wrong_input_shape_is_a_clear_error(self, name, small_kwargs):
         model = self._small(name, small_kwargs, in_channels=5).eval()
-        with pytest.raises(InputError, match=r"expects a float tensor \(N, 5, H, W\), got shape \(1, 3, 16, 16\)"):
+        with pytest.raises(
+            InputError, match=r"expects a float tensor \(N, 5, H, W\), got shape \(1, 3, 16, 16\)"
+        ):
             model(torch.rand(1, 3, 16, 16))
         with pytest.raises(InputError, match="got shape"):
             model(torch.rand(5, 16, 16))

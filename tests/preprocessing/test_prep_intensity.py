@@ -51,7 +51,9 @@ def test_window_keeps_shape_and_does_not_modify_the_input() -> None:
     np.testing.assert_array_equal(hu, before)
     assert out.min() >= 0.0 and out.max() <= 1.0
     # -100 HU -> 0, 400 HU -> 1 for the [-100, 400] clip
-    np.testing.assert_allclose(window(np.array([-100.0, 150.0, 400.0]), *WINDOWS["seed_clip_100_400"]), [0, 0.5, 1])
+    np.testing.assert_allclose(
+        window(np.array([-100.0, 150.0, 400.0]), *WINDOWS["seed_clip_100_400"]), [0, 0.5, 1]
+    )
 
 
 def test_bad_window_and_unknown_name_are_config_errors() -> None:

@@ -19,8 +19,12 @@ def _ramp(shape: tuple[int, int, int], coef: tuple[float, float, float] = (2.0, 
     return (coef[0] * z + coef[1] * y + coef[2] * x).astype(np.float32)
 
 
-def _blob(shape: tuple[int, int, int], spacing: tuple[float, float, float], sigma_mm: float = 12.0) -> np.ndarray:
-    grids = np.meshgrid(*((np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, spacing, strict=True)), indexing="ij")
+def _blob(
+    shape: tuple[int, int, int], spacing: tuple[float, float, float], sigma_mm: float = 12.0
+) -> np.ndarray:
+    grids = np.meshgrid(
+        *((np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, spacing, strict=True)), indexing="ij"
+    )
     r2 = sum(g**2 for g in grids)
     return (1000.0 * np.exp(-r2 / (2 * sigma_mm**2)) - 500.0).astype(np.float32)
 
@@ -87,7 +91,9 @@ def test_labels_use_nearest_neighbour_and_keep_their_values() -> None:
     assert set(np.unique(r.array)) <= {0, 1, 2}
     # each resampled voxel equals the original voxel nearest to its physical position
     idx_new = np.stack([rng.integers(0, n, 200) for n in r.shape], axis=1)
-    idx_old = np.clip(np.floor(v.physical_to_index(r.index_to_physical(idx_new)) + 0.5), 0, np.asarray(v.shape) - 1)
+    idx_old = np.clip(
+        np.floor(v.physical_to_index(r.index_to_physical(idx_new)) + 0.5), 0, np.asarray(v.shape) - 1
+    )
     np.testing.assert_array_equal(r.array[tuple(idx_new.T)], lab[tuple(idx_old.astype(int).T)])
     # integer upsampling followed by the inverse gives the labels back exactly
     up, info_up = resample_to_spacing(v, (1.5, 0.45, 0.45), order=0)
@@ -186,6 +192,8 @@ def test_separable_nearest_and_linear_match_scipy(order: int) -> None:
 
     arr = np.random.default_rng(7).normal(size=(13, 21, 17)).astype(np.float32)
     scale, offset, shape = (1.37, 0.61, 2.03), (0.11, -0.2, 0.3), (11, 36, 9)
-    ref = ndimage.affine_transform(arr, np.array(scale), offset=offset, output_shape=shape, order=order, mode="nearest")
+    ref = ndimage.affine_transform(
+        arr, np.array(scale), offset=offset, output_shape=shape, order=order, mode="nearest"
+    )
     got = resample_array(arr, scale, offset, shape, order=order)
     np.testing.assert_allclose(got, ref, atol=1e-5)

@@ -116,9 +116,16 @@ def make_service(tmp_path: Path, db_url: str, **cfg: Any) -> Service:
 
 @pytest.fixture
 def svc(tmp_path: Path, db_url: str) -> Iterator[Service]:
-    service = make_service(tmp_path, db_url, limits=UploadLimits(max_upload_bytes=8 * 1024**2,
-                                                                 max_uncompressed_bytes=64 * 1024**2,
-                                                                 max_zip_files=50, max_label_bytes=4 * 1024**2))
+    service = make_service(
+        tmp_path,
+        db_url,
+        limits=UploadLimits(
+            max_upload_bytes=8 * 1024**2,
+            max_uncompressed_bytes=64 * 1024**2,
+            max_zip_files=50,
+            max_label_bytes=4 * 1024**2,
+        ),
+    )
     yield service
     for c in service.clients:
         c.close()

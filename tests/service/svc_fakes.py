@@ -37,19 +37,27 @@ def subprocess_env() -> dict[str, str]:
 
 def upload(client: Any, path: Path, label: str = "case") -> Any:
     """POST a file as a study upload (raw body) with a TestClient/httpx client; returns the response."""
-    return client.post("/api/studies", content=path.read_bytes(),
-                       headers={"Content-Type": "application/octet-stream", "X-Study-Label": quote(label)})
+    return client.post(
+        "/api/studies",
+        content=path.read_bytes(),
+        headers={"Content-Type": "application/octet-stream", "X-Study-Label": quote(label)},
+    )
 
 
-def make_ct(shape: tuple[int, int, int] = (20, 48, 48), spacing: tuple[float, float, float] = (2.5, 0.8, 0.8),
-            direction: np.ndarray | None = None) -> Volume:
+def make_ct(
+    shape: tuple[int, int, int] = (20, 48, 48),
+    spacing: tuple[float, float, float] = (2.5, 0.8, 0.8),
+    direction: np.ndarray | None = None,
+) -> Volume:
     """Phantom CT (z, y, x) in HU: air, a fat body ellipse, a liver ellipsoid with two tumors."""
     z, y, x = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
     arr = np.full(shape, -1000.0, dtype=np.float32)
     arr[(y / 0.9) ** 2 + (x / 0.95) ** 2 < 1] = -100.0
     arr[(z / 0.8) ** 2 + ((y - 0.1) / 0.6) ** 2 + ((x + 0.3) / 0.5) ** 2 < 1] = LIVER_HU
     arr[(z / 0.35) ** 2 + ((y - 0.1) / 0.2) ** 2 + ((x + 0.3) / 0.2) ** 2 < 1] = TUMOR_HU  # big tumor
-    arr[((z - 0.5) / 0.2) ** 2 + ((y - 0.3) / 0.12) ** 2 + ((x + 0.5) / 0.12) ** 2 < 1] = TUMOR_HU  # small one
+    arr[((z - 0.5) / 0.2) ** 2 + ((y - 0.3) / 0.12) ** 2 + ((x + 0.5) / 0.12) ** 2 < 1] = (
+        TUMOR_HU  # small one
+    )
     return Volume(arr, spacing, (-20.0, -20.0, -25.0), np.eye(3) if direction is None else direction)
 
 
@@ -77,23 +85,32 @@ def _lesions(image: Volume, labels: np.ndarray) -> list[dict[str, Any]]:
         largest = int(np.argmax(per_slice))
         centroid = [float(zz.mean()), float(yy.mean()), float(xx.mean())]
         extent_mm = (xx.max() - xx.min() + 1) * image.spacing[2]
-        out.append({
-            "id": i, "volume_ml": float(mask.sum() * image.voxel_volume_ml),
-            "longest_axial_diameter_mm": float(extent_mm), "short_axis_mm": float(extent_mm) * 0.9,
-            "recist_measurable": bool(extent_mm >= 10), "centroid_voxel_zyx": centroid,
-            "centroid_lps_mm": image.index_to_physical(np.asarray(centroid)).tolist(),
-            "mean_hu": float(image.array[mask].mean()), "std_hu": float(image.array[mask].std()),
-            "slice_range": [int(zz.min()), int(zz.max())], "largest_slice": largest,
-            "location": {"side": "right", "level": "middle"}, "diameter_endpoints_voxel": [],
-        })
+        out.append(
+            {
+                "id": i,
+                "volume_ml": float(mask.sum() * image.voxel_volume_ml),
+                "longest_axial_diameter_mm": float(extent_mm),
+                "short_axis_mm": float(extent_mm) * 0.9,
+                "recist_measurable": bool(extent_mm >= 10),
+                "centroid_voxel_zyx": centroid,
+                "centroid_lps_mm": image.index_to_physical(np.asarray(centroid)).tolist(),
+                "mean_hu": float(image.array[mask].mean()),
+                "std_hu": float(image.array[mask].std()),
+                "slice_range": [int(zz.min()), int(zz.max())],
+                "largest_slice": largest,
+                "location": {"side": "right", "level": "middle"},
+                "diameter_endpoints_voxel": [],
+            }
+        )
     out.sort(key=lambda d: -d["volume_ml"])
     for k, d in enumerate(out, 1):
         d["id"] = k
     return out
 
 
-def fake_segmenter(input_path: Path, out_dir: Path, *, model: str, dicom_input: bool, progress: Any,
-                   delay_s: float = 0.0) -> dict[str, Any]:
+def fake_segmenter(
+    input_path: Path, out_dir: Path, *, model: str, dicom_input: bool, progress: Any, delay_s: float = 0.0
+) -> dict[str, Any]:
     """Fast stand-in for the real pipeline (same outputs and report schema)."""
     t0 = time.perf_counter()
     progress("read", 0.0)
@@ -109,15 +126,24 @@ def fake_segmenter(input_path: Path, out_dir: Path, *, model: str, dicom_input: 
     tumor_ml = float((labels == 2).sum() * image.voxel_volume_ml)
     lesions = _lesions(image, labels)
     report = {
-        "schema_version": "1.0", "liver_found": liver_ml > 0, "liver_volume_ml": liver_ml,
-        "tumor_volume_ml": tumor_ml, "tumor_burden_percent": 100.0 * tumor_ml / liver_ml if liver_ml else 0.0,
-        "lesion_count": len(lesions), "lesions": lesions, "model": {"name": "fake", "version": "0.0.1", "ref": model},
+        "schema_version": "1.0",
+        "liver_found": liver_ml > 0,
+        "liver_volume_ml": liver_ml,
+        "tumor_volume_ml": tumor_ml,
+        "tumor_burden_percent": 100.0 * tumor_ml / liver_ml if liver_ml else 0.0,
+        "lesion_count": len(lesions),
+        "lesions": lesions,
+        "model": {"name": "fake", "version": "0.0.1", "ref": model},
         "timings_s": {"read": 0.01, "segment": time.perf_counter() - t0, "total": time.perf_counter() - t0},
-        "software": {"liverseg": "test"}, "input": {"name": input_path.name, "geometry": image.geometry()},
-        "warnings": [], "disclaimer": "Research use only.",
+        "software": {"liverseg": "test"},
+        "input": {"name": input_path.name, "geometry": image.geometry()},
+        "warnings": [],
+        "disclaimer": "Research use only.",
     }
     atomic_write_text(out_dir / "report.json", json.dumps(report))
-    atomic_write_text(out_dir / "report.html", f"<html><body><h1>Report</h1><p>{len(lesions)} lesions</p></body></html>")
+    atomic_write_text(
+        out_dir / "report.html", f"<html><body><h1>Report</h1><p>{len(lesions)} lesions</p></body></html>"
+    )
     progress("report", 1.0)
     return report
 

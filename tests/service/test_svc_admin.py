@@ -21,19 +21,39 @@ def _checkpoint_bytes(tmp_path) -> bytes:
     from liverseg.training.checkpoint import save_checkpoint
     from liverseg.training.slabs import StageSpec
 
-    spec = StageSpec(stage="single", classes=("background", "liver", "tumor"), context_slices=1,
-                     spacing_zyx=(None, 1.5, 1.5), window=(50.0, 400.0))
+    spec = StageSpec(
+        stage="single",
+        classes=("background", "liver", "tumor"),
+        context_slices=1,
+        spacing_zyx=(None, 1.5, 1.5),
+        window=(50.0, 400.0),
+    )
     model = build_model("unet", 3, 3, features=4, depth=2)
-    path = save_checkpoint(tmp_path / "m.pt", model, spec=spec, model_name="unet",
-                           model_kwargs={"features": 4, "depth": 2}, config={"epochs": 1},
-                           dataset_fingerprint="abc", metrics={"dice_liver": 0.91, "dice_tumor": 0.55})
+    path = save_checkpoint(
+        tmp_path / "m.pt",
+        model,
+        spec=spec,
+        model_name="unet",
+        model_kwargs={"features": 4, "depth": 2},
+        config={"epochs": 1},
+        dataset_fingerprint="abc",
+        metrics={"dice_liver": 0.91, "dice_tumor": 0.55},
+    )
     return path.read_bytes()
 
 
 def _add_model(svc, name: str, status: str = "candidate") -> int:
     with svc.database.session() as s:
-        m = ModelVersion(name=name, version="1.0", source="shipped", path=name, status=status, card="# card",
-                         metrics={"dice": 0.9}, info={})
+        m = ModelVersion(
+            name=name,
+            version="1.0",
+            source="shipped",
+            path=name,
+            status=status,
+            card="# card",
+            metrics={"dice": 0.9},
+            info={},
+        )
         s.add(m)
         s.flush()
         return m.id
@@ -42,14 +62,21 @@ def _add_model(svc, name: str, status: str = "candidate") -> int:
 def test_register_activate_and_record_model(svc, ct_file, tmp_path):
     admin, alice = svc.client("admin"), svc.client("alice")
     first = _add_model(svc, "shipped-a", "active")
-    r = admin.post("/api/admin/models?name=my-unet", content=_checkpoint_bytes(tmp_path),
-                   headers={"Content-Type": "application/octet-stream"})
+    r = admin.post(
+        "/api/admin/models?name=my-unet",
+        content=_checkpoint_bytes(tmp_path),
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert r.status_code == 201, r.text
     reg = r.json()
     assert reg["status"] == "candidate" and reg["source"] == "registered" and reg["name"] == "my-unet"
     assert reg["metrics"]["dice_liver"] == 0.91 and "unet" in reg["card"] and "abc" in reg["card"]
     # garbage is refused and leaves nothing behind
-    bad = admin.post("/api/admin/models", content=b"not a checkpoint" * 10, headers={"Content-Type": "application/octet-stream"})
+    bad = admin.post(
+        "/api/admin/models",
+        content=b"not a checkpoint" * 10,
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert bad.status_code == 422
     assert len(list((svc.config.data_dir / "models").iterdir())) == 1
     # a study queued now records the active model; activating another retires the first
@@ -80,8 +107,16 @@ def test_database_allows_one_active_model(svc):
 
 
 def test_shipped_models_are_listed(svc, monkeypatch):
-    shipped = [{"name": "liver-cascade", "version": "1.0.0", "default": True, "card": "# Liver cascade",
-                "validation": {"dice_liver": 0.95}, "stages": {}}]
+    shipped = [
+        {
+            "name": "liver-cascade",
+            "version": "1.0.0",
+            "default": True,
+            "card": "# Liver cascade",
+            "validation": {"dice_liver": 0.95},
+            "stages": {},
+        }
+    ]
     monkeypatch.setattr("liverseg.catalog.list_shipped_models", lambda: shipped)
     sync_shipped_models(svc.database)
     sync_shipped_models(svc.database)  # idempotent
@@ -96,8 +131,11 @@ def test_triage_queue_monitoring_and_export(svc, done_study, tmp_path):
     corrected = np.zeros(image.shape, np.uint8)
     corrected[5:15, 10:30, 10:30] = 1
     write_volume(image.with_array(corrected), tmp_path / "fix.nii.gz")
-    r = alice.post(f"/api/studies/{done_study}/problems", data={"category": "liver_boundary", "comment": "too small"},
-                   files={"correction": ("fix.nii.gz", (tmp_path / "fix.nii.gz").read_bytes())})
+    r = alice.post(
+        f"/api/studies/{done_study}/problems",
+        data={"category": "liver_boundary", "comment": "too small"},
+        files={"correction": ("fix.nii.gz", (tmp_path / "fix.nii.gz").read_bytes())},
+    )
     pid = r.json()["id"]
     alice.post(f"/api/studies/{done_study}/problems", data={"category": "other"})
     queue = admin.get("/api/admin/problems", params={"status": "open"}).json()
@@ -127,8 +165,17 @@ def test_triage_queue_monitoring_and_export(svc, done_study, tmp_path):
     parser = argparse.ArgumentParser()
     data_cli.register(parser.add_subparsers())
     out = tmp_path / "corrections"
-    args = parser.parse_args(["data", "export-corrections", str(out), "--data-dir", str(svc.config.data_dir),
-                              "--db", svc.config.database_url])
+    args = parser.parse_args(
+        [
+            "data",
+            "export-corrections",
+            str(out),
+            "--data-dir",
+            str(svc.config.data_dir),
+            "--db",
+            svc.config.database_url,
+        ]
+    )
     assert args.func(args) == 0
     ds = load_dataset(out)
     assert len(ds.cases) == 1 and ds.cases[0].id.startswith(f"corr{pid:05d}_")

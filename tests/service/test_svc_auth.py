@@ -33,7 +33,9 @@ def _routes(app):
 
 
 def _fill(path: str) -> str:
-    return re.sub(r"\{[^}]+\}", lambda m: "1" if "id}" in m.group(0) and "study" not in m.group(0) else "abc123", path)
+    return re.sub(
+        r"\{[^}]+\}", lambda m: "1" if "id}" in m.group(0) and "study" not in m.group(0) else "abc123", path
+    )
 
 
 def test_every_route_but_login_and_health_requires_authentication(svc):
@@ -60,7 +62,11 @@ def test_pages_redirect_to_login(svc):
 def test_state_changes_without_csrf_token_are_refused(svc):
     c = svc.client("admin")
     token = c.headers.pop("X-CSRF-Token")
-    unsafe = [(m, p) for m, p in sorted(set(_routes(svc.app))) if m in ("POST", "PUT", "PATCH", "DELETE") and (m, p) not in PUBLIC]
+    unsafe = [
+        (m, p)
+        for m, p in sorted(set(_routes(svc.app)))
+        if m in ("POST", "PUT", "PATCH", "DELETE") and (m, p) not in PUBLIC
+    ]
     assert len(unsafe) >= 6
     for method, path in unsafe:
         for headers in ({}, {"X-CSRF-Token": "wrong-token"}):
@@ -129,7 +135,9 @@ def test_user_throttling_with_backoff(svc):
 def test_ip_throttling(svc):
     c = svc.client()
     for k in range(svc.config.throttle_ip_free_failures):
-        assert c.post("/api/login", json={"name": f"guess{k}", "password": "wrong-password"}).status_code == 401
+        assert (
+            c.post("/api/login", json={"name": f"guess{k}", "password": "wrong-password"}).status_code == 401
+        )
     r = c.post("/api/login", json={"name": "bob", "password": PASSWORDS["bob"]})
     assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
 
@@ -141,7 +149,9 @@ def test_disabled_user_cannot_log_in_and_loses_sessions(svc):
     with svc.database.session() as s:
         set_disabled(s, "bob")
     assert c.get("/api/me").status_code == 401
-    assert svc.client().post("/api/login", json={"name": "bob", "password": PASSWORDS["bob"]}).status_code == 401
+    assert (
+        svc.client().post("/api/login", json={"name": "bob", "password": PASSWORDS["bob"]}).status_code == 401
+    )
 
 
 def test_security_headers(svc):
@@ -149,7 +159,10 @@ def test_security_headers(svc):
     for path in ("/login", "/", "/api/me", "/static/style.css"):
         h = c.get(path).headers
         assert "frame-ancestors 'none'" in h["content-security-policy"], path
-        assert "script-src 'self'" in h["content-security-policy"] and "unsafe-inline" not in h["content-security-policy"]
+        assert (
+            "script-src 'self'" in h["content-security-policy"]
+            and "unsafe-inline" not in h["content-security-policy"]
+        )
         assert h["x-content-type-options"] == "nosniff" and h["x-frame-options"] == "DENY"
 
 
@@ -169,8 +182,13 @@ def test_openapi_document_requires_login(svc):
 
 def test_admin_routes_refuse_clinicians(svc):
     c = svc.client("alice")
-    for path in ("/api/admin/models", "/api/admin/monitoring", "/api/admin/problems", "/api/admin/audit",
-                 "/admin/models"):
+    for path in (
+        "/api/admin/models",
+        "/api/admin/monitoring",
+        "/api/admin/problems",
+        "/api/admin/audit",
+        "/admin/models",
+    ):
         assert c.get(path).status_code == 403, path
 
 
@@ -184,8 +202,14 @@ def _users(argv, monkeypatch, stdin=""):
 
 def test_users_cli(tmp_path, monkeypatch, capsys):
     d = ["--data-dir", str(tmp_path / "d")]
-    assert _users(["users", "add", "carol", "--role", "admin", "--password-stdin", *d], monkeypatch,
-                  "carol-password-1\n") == 0
+    assert (
+        _users(
+            ["users", "add", "carol", "--role", "admin", "--password-stdin", *d],
+            monkeypatch,
+            "carol-password-1\n",
+        )
+        == 0
+    )
     assert _users(["users", "add", "dave", "--password-stdin", *d], monkeypatch, "dave-password-12\n") == 0
     from liverseg.errors import InputError
 

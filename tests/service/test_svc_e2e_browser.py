@@ -28,13 +28,23 @@ from liverseg.service.db import Database
 
 CHROMIUM = Path("/usr/bin/chromium")
 SAMPLE = Path(__file__).resolve().parents[2] / "src" / "liverseg" / "sample" / "chaos_ct3_image.nii.gz"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 # In CI (.ci/run installs chromium) a missing browser is a failure, not a silent skip.
 _NO_BROWSER = not CHROMIUM.exists() and os.environ.get("CI") != "true"
-pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(_NO_BROWSER, reason="Debian chromium not installed at /usr/bin/chromium")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(_NO_BROWSER, reason="Debian chromium not installed at /usr/bin/chromium"),
+]
 
 
 def _real_pipeline_ready() -> str | None:
@@ -63,11 +73,23 @@ def _activate_tiny_checkpoint(db: Database, folder: Path) -> None:
     from liverseg.training.slabs import StageSpec
     from liverseg.utils import sha256_file
 
-    spec = StageSpec(stage="single", classes=("background", "liver", "tumor"), context_slices=1,
-                     spacing_zyx=(None, 3.0, 3.0), window=(50.0, 400.0))
-    path = save_checkpoint(folder / "tiny.pt", build_model("unet", 3, 3, features=4, depth=2), spec=spec,
-                           model_name="unet", model_kwargs={"features": 4, "depth": 2}, config={},
-                           dataset_fingerprint=None, metrics={})
+    spec = StageSpec(
+        stage="single",
+        classes=("background", "liver", "tumor"),
+        context_slices=1,
+        spacing_zyx=(None, 3.0, 3.0),
+        window=(50.0, 400.0),
+    )
+    path = save_checkpoint(
+        folder / "tiny.pt",
+        build_model("unet", 3, 3, features=4, depth=2),
+        spec=spec,
+        model_name="unet",
+        model_kwargs={"features": 4, "depth": 2},
+        config={},
+        dataset_fingerprint=None,
+        metrics={},
+    )
     with db.session() as s:
         activate(s, register_checkpoint(s, path, sha256_file(path), name="tiny-untrained").id)
 
@@ -100,11 +122,23 @@ def server(tmp_path: Path, segmenter: str | None):
         _activate_tiny_checkpoint(db, tmp_path)
     db.dispose()
     port = _free_port()
-    cmd = [sys.executable, "-m", "liverseg.cli.serve", "--port", str(port), "--data-dir", str(data), "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "liverseg.cli.serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data),
+        "--workers",
+        "1",
+    ]
     if segmenter:
         cmd += ["--segmenter", segmenter]
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(cmd, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         end = time.monotonic() + 60
@@ -113,7 +147,9 @@ def server(tmp_path: Path, segmenter: str | None):
                 if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
                     break
             if proc.poll() is not None or time.monotonic() > end:
-                raise AssertionError("server did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
+                raise AssertionError(
+                    "server did not start:\n" + (tmp_path / "server.log").read_text()[-3000:]
+                )
             time.sleep(0.2)
         yield url
     finally:
@@ -185,7 +221,9 @@ def test_clinician_and_admin_journey(server: str, segmenter: str | None, tmp_pat
         if lesions.count():
             lesions.first.click()
             expect(page.locator("button[data-plane=axial]")).to_have_class(re.compile("active"))
-            info = page.evaluate("fetch(location.pathname.replace('/studies/', '/api/studies/') + '/viewer').then(r => r.json())")
+            info = page.evaluate(
+                "fetch(location.pathname.replace('/studies/', '/api/studies/') + '/viewer').then(r => r.json())"
+            )
             first = info["lesions"][0]["viewer_index"]["axial"]
             expect(page.locator("#slice-slider")).to_have_value(str(first))
             expect(ct_img).to_have_attribute("data-index", str(first))

@@ -39,8 +39,13 @@ def _job(svc, study_id) -> Job:
 def _start_worker(svc, segmenter: str, lease_s: float, env) -> subprocess.Popen:
     cfg = ServiceConfig(**{**svc.config.__dict__, "segmenter": segmenter, "lease_s": lease_s})
     env = {**env, DB_URL_ENV: cfg.database_url}
-    return subprocess.Popen(worker_command(cfg, poll_s=0.2), env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        worker_command(cfg, poll_s=0.2),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_claim_is_exclusive(svc, ct_file):
@@ -71,7 +76,11 @@ def test_expired_lease_is_resumed_and_attempts_are_bounded(svc, ct_file):
     for _ in range(svc.config.max_attempts):
         assert claim_job(svc.database, "dying", 30) is not None
         with svc.database.session() as s:
-            s.execute(update(Job).where(Job.study_id == sid2).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+            s.execute(
+                update(Job)
+                .where(Job.study_id == sid2)
+                .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+            )
     assert svc.run_jobs() == 1
     s2 = c.get(f"/api/studies/{sid2}").json()
     assert s2["status"] == "failed" and "gave up after 3 attempts" in s2["error"]
@@ -96,8 +105,14 @@ def test_killed_worker_job_resumes_after_restart(svc, ct_file):
     sid = upload(c, ct_file).json()["id"]
     first = _start_worker(svc, SLOW, 2.0, subprocess_env())
     try:
-        running = _wait(lambda: (j := _job(svc, sid)).status == "running" and j.stage == "segment" and j.fraction > 0 and j,
-                        60, "the job to make progress", first)
+        running = _wait(
+            lambda: (
+                (j := _job(svc, sid)).status == "running" and j.stage == "segment" and j.fraction > 0 and j
+            ),
+            60,
+            "the job to make progress",
+            first,
+        )
         assert 0 < running.fraction < 1 and running.attempts == 1
         assert c.get(f"/api/studies/{sid}").json()["stage"] == "segment"
     finally:
@@ -150,10 +165,11 @@ def test_eight_concurrent_uploads_all_complete(svc, ct_file):
         assert all(j.attempts == 1 and j.lease_owner is None and j.fraction == 1.0 for j in jobs)
         assert all(st.status == "done" and st.lesion_count == 2 for st in studies)
         assert len({j.finished_at for j in jobs}) >= 1
-        assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "upload")) == 8
+        assert (
+            s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "upload")) == 8
+        )
     for st in studies:
         out = svc.config.data_dir / "studies" / st.id / "output"
         assert (out / "labels.nii.gz").exists() and (out / "viewer" / "ct.npy").exists()
     assert len(clients[0].get("/api/studies").json()) == 4  # bob's four
     assert len(svc.client("admin").get("/api/studies").json()) == 8
-

@@ -37,7 +37,9 @@ def test_upload_is_stored_durably_and_queued(svc, ct_file):
         assert stored.name == "input.nii.gz" and study.input_kind == "nifti"
         assert sha256_file(stored) == sha256_file(ct_file) == study.input_sha256
         assert job.status == "queued"
-        assert [e.action for e in s.scalars(select(AuditEvent).where(AuditEvent.action == "upload"))] == ["upload"]
+        assert [e.action for e in s.scalars(select(AuditEvent).where(AuditEvent.action == "upload"))] == [
+            "upload"
+        ]
     listed = c.get("/api/studies").json()
     assert [s["id"] for s in listed] == [body["id"]]
 
@@ -129,9 +131,18 @@ def test_nifti_voxel_limit(svc, tmp_path):
 def test_clinician_cannot_reach_another_clinicians_study(svc, done_study):
     bob, alice, admin = svc.client("bob"), svc.client("alice"), svc.client("admin")
     other = f"/api/studies/{done_study}"
-    urls = [other, f"{other}/report", f"{other}/viewer", f"{other}/slice?index=0", f"{other}/overlay?index=0",
-            f"{other}/problems", f"{other}/files/labels.nii.gz", f"{other}/files/report.json",
-            f"{other}/files/report.html", f"/studies/{done_study}"]
+    urls = [
+        other,
+        f"{other}/report",
+        f"{other}/viewer",
+        f"{other}/slice?index=0",
+        f"{other}/overlay?index=0",
+        f"{other}/problems",
+        f"{other}/files/labels.nii.gz",
+        f"{other}/files/report.json",
+        f"{other}/files/report.html",
+        f"/studies/{done_study}",
+    ]
     for url in urls:
         assert bob.get(url).status_code == 404, url
         assert alice.get(url).status_code == 200, url
@@ -173,23 +184,36 @@ def test_problem_report_with_validated_correction(svc, done_study, tmp_path):
     image = make_ct()
     good = image.with_array(np.zeros(image.shape, np.uint8))
     write_volume(good, tmp_path / "fix.nii.gz")
-    r = c.post(url, data={"category": "false_tumor"},
-               files={"correction": ("fix.nii.gz", (tmp_path / "fix.nii.gz").read_bytes())})
+    r = c.post(
+        url,
+        data={"category": "false_tumor"},
+        files={"correction": ("fix.nii.gz", (tmp_path / "fix.nii.gz").read_bytes())},
+    )
     assert r.status_code == 201, r.text
     assert r.json()["has_correction"]
     bad_values = image.with_array(np.full(image.shape, 3, np.uint8))
     write_volume(bad_values, tmp_path / "bad.nii.gz")
-    r = c.post(url, data={"category": "other"}, files={"correction": ("bad.nii.gz", (tmp_path / "bad.nii.gz").read_bytes())})
+    r = c.post(
+        url,
+        data={"category": "other"},
+        files={"correction": ("bad.nii.gz", (tmp_path / "bad.nii.gz").read_bytes())},
+    )
     assert r.status_code == 422 and "3" in r.json()["detail"]
     shifted = make_ct(shape=(20, 48, 40))
     write_volume(shifted.with_array(np.zeros(shifted.shape, np.uint8)), tmp_path / "grid.nii.gz")
-    r = c.post(url, data={"category": "other"}, files={"correction": ("g.nii.gz", (tmp_path / "grid.nii.gz").read_bytes())})
+    r = c.post(
+        url,
+        data={"category": "other"},
+        files={"correction": ("g.nii.gz", (tmp_path / "grid.nii.gz").read_bytes())},
+    )
     assert r.status_code == 422 and "shape" in r.json()["detail"]
     listed = c.get(url).json()
     assert [p["category"] for p in listed] == ["missed_tumor", "false_tumor"]
     with svc.database.session() as s:
         assert len(s.scalars(select(ProblemReport)).all()) == 2  # refused ones left nothing behind
-    assert sorted(p.name for p in (svc.config.data_dir / "corrections").iterdir()) == [f"{listed[1]['id']}.nii.gz"]
+    assert sorted(p.name for p in (svc.config.data_dir / "corrections").iterdir()) == [
+        f"{listed[1]['id']}.nii.gz"
+    ]
 
 
 def test_failed_job_is_reported(svc, ct_file):
@@ -211,7 +235,9 @@ def test_compare_follow_up_with_baseline(svc, done_study, tmp_path):
     assert out["baseline_id"] == done_study and out["followup_id"] == fu
     rows = {m["measure"]: m for m in out["summary"]}
     # same voxels, spacing 0.9 vs 0.8 in-plane: volumes scale by (0.9/0.8)^2
-    assert np.isclose(rows["liver_volume_ml"]["followup"] / rows["liver_volume_ml"]["baseline"], (0.9 / 0.8) ** 2)
+    assert np.isclose(
+        rows["liver_volume_ml"]["followup"] / rows["liver_volume_ml"]["baseline"], (0.9 / 0.8) ** 2
+    )
     assert rows["lesion_count"]["change"] == 0
     try:
         from liverseg.reporting import compare_reports  # noqa: F401

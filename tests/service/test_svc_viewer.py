@@ -71,7 +71,9 @@ def test_viewer_api(svc, done_study):
     c = svc.client("alice")
     info = c.get(f"/api/studies/{done_study}/viewer").json()
     assert info["planes"] == {"axial": 20, "coronal": 48, "sagittal": 48}
-    assert np.allclose(info["pixel_mm"]["axial"], [0.8, 0.8]) and np.allclose(info["pixel_mm"]["coronal"], [2.5, 0.8])
+    assert np.allclose(info["pixel_mm"]["axial"], [0.8, 0.8]) and np.allclose(
+        info["pixel_mm"]["coronal"], [2.5, 0.8]
+    )
     assert info["windows"]["bone"] == {"level": 400.0, "width": 1800.0}
     assert info["windows"]["liver"] == {"level": 50.0, "width": 400.0}
     assert info["windows"]["abdomen"] == {"level": 40.0, "width": 350.0}
@@ -89,7 +91,9 @@ def test_viewer_api(svc, done_study):
         gray = _img(r.content)
         assert gray.shape == shape
         assert set(np.unique(gray)) <= {0, 127, 255}
-    axial = _img(c.get(f"{base}/slice", params={"plane": "axial", "index": 10, "level": LIVER_HU, "width": 2}).content)
+    axial = _img(
+        c.get(f"{base}/slice", params={"plane": "axial", "index": 10, "level": LIVER_HU, "width": 2}).content
+    )
     ct = np.load(svc.config.data_dir / "studies" / done_study / "output" / "viewer" / "ct.npy")
     assert np.array_equal(axial == 127, ct[10] == int(LIVER_HU))
     assert c.get(f"{base}/slice", params={"plane": "axial", "index": 20}).status_code == 422
@@ -99,8 +103,15 @@ def test_viewer_api(svc, done_study):
 
 def test_study_page_has_the_viewer(svc, done_study):
     html = svc.client("alice").get(f"/studies/{done_study}").text
-    for element in ("slice-slider", "overlay-opacity", "lesion-table", "data-window=\"bone\"", "problem-form",
-                    "baseline-select", "/static/viewer.js"):
+    for element in (
+        "slice-slider",
+        "overlay-opacity",
+        "lesion-table",
+        'data-window="bone"',
+        "problem-form",
+        "baseline-select",
+        "/static/viewer.js",
+    ):
         assert element in html
 
 

@@ -37,7 +37,9 @@ def test_dataset_layout_loads_and_matches_the_phantoms(tmp_path: Path) -> None:
     assert [c.has_tumor for c in ds.cases] == [True, False, True]
     for i, case in enumerate(ds.cases):
         image, label = ds.load_case(case.id)
-        ref_img, ref_lab, info = make_phantom(np.random.default_rng([5, i]), SHAPE, SPACING, tumors=case.has_tumor)
+        ref_img, ref_lab, info = make_phantom(
+            np.random.default_rng([5, i]), SHAPE, SPACING, tumors=case.has_tumor
+        )
         assert image.same_grid(ref_img) and label.same_grid(ref_img)
         np.testing.assert_array_equal(image.array, ref_img.array)
         np.testing.assert_array_equal(label.array, ref_lab.array)
@@ -58,9 +60,17 @@ def test_same_seed_writes_identical_files_and_reruns_replace_phantoms(tmp_path: 
 
 def test_never_overwrites_a_real_dataset(tmp_path: Path) -> None:
     real = tmp_path / "prepared"
-    case = CaseInfo.from_dict({"id": "lits_117", "patient_id": "lits_117", "image": "images/lits_117.nii.gz",
-                               "label": "labels/lits_117.nii.gz"})
-    write_dataset_json(real, name="lits", source_format="lits", created="2024-01-01T00:00:00+00:00", cases=[case])
+    case = CaseInfo.from_dict(
+        {
+            "id": "lits_117",
+            "patient_id": "lits_117",
+            "image": "images/lits_117.nii.gz",
+            "label": "labels/lits_117.nii.gz",
+        }
+    )
+    write_dataset_json(
+        real, name="lits", source_format="lits", created="2024-01-01T00:00:00+00:00", cases=[case]
+    )
     before = (real / "dataset.json").read_text()
     with pytest.raises(OutputError, match="real data"):
         write_phantom_dataset(real, cases=1, shape=SHAPE, spacing=SPACING)
@@ -74,10 +84,27 @@ def test_bad_counts_and_seeds(tmp_path: Path) -> None:
         write_phantom_dataset(tmp_path, cases=1, seed=-3)
 
 
-def test_cli_writes_the_dataset_and_prints_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_the_dataset_and_prints_a_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "synth"
-    rc = _run_cli(["synth", "--out", str(out), "--cases", "4", "--seed", "2", "--size", *map(str, SHAPE),
-                   "--spacing", *map(str, SPACING), "--folds", "2"])
+    rc = _run_cli(
+        [
+            "synth",
+            "--out",
+            str(out),
+            "--cases",
+            "4",
+            "--seed",
+            "2",
+            "--size",
+            *map(str, SHAPE),
+            "--spacing",
+            *map(str, SPACING),
+            "--folds",
+            "2",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "synth_003" in text and "liver_ml" in text and "not patient data" in text

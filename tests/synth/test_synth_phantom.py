@@ -21,7 +21,9 @@ def phantoms() -> dict[int, tuple[Volume, Volume, dict]]:
 
 def test_same_seed_same_phantom_other_seed_other_phantom() -> None:
     a_img, a_lab, a_info = make_phantom(11, shape=(24, 64, 64), spacing=(5.0, 6.0, 6.0))
-    b_img, b_lab, b_info = make_phantom(np.random.default_rng(11), shape=(24, 64, 64), spacing=(5.0, 6.0, 6.0))
+    b_img, b_lab, b_info = make_phantom(
+        np.random.default_rng(11), shape=(24, 64, 64), spacing=(5.0, 6.0, 6.0)
+    )
     np.testing.assert_array_equal(a_img.array, b_img.array)
     np.testing.assert_array_equal(a_lab.array, b_lab.array)
     assert a_info["lesions"] == b_info["lesions"]
@@ -48,7 +50,9 @@ def test_volumes_types_grid_and_metadata(phantoms: dict) -> None:
 def test_label_values_and_tumor_free_option(phantoms: dict) -> None:
     for _image, label, info in phantoms.values():
         assert set(np.unique(label.array)) == {0, 1, 2}
-        assert info["tumor_volume_ml"] == pytest.approx((label.array == 2).sum() * label.voxel_volume_ml, abs=1e-3)
+        assert info["tumor_volume_ml"] == pytest.approx(
+            (label.array == 2).sum() * label.voxel_volume_ml, abs=1e-3
+        )
     _, label, info = make_phantom(0, tumors=False)
     assert set(np.unique(label.array)) == {0, 1}
     assert info["lesions"] == [] and info["tumor_volume_ml"] == 0

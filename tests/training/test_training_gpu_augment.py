@@ -9,8 +9,16 @@ import torch
 from liverseg.training.config import AugmentConfig
 from liverseg.training.gpu_augment import augment_batch
 
-OFF = dict(p_affine=0.0, p_elastic=0.0, p_brightness=0.0, p_contrast=0.0, p_gamma=0.0, p_noise=0.0,
-           p_blur=0.0, p_lowres=0.0)
+OFF = dict(
+    p_affine=0.0,
+    p_elastic=0.0,
+    p_brightness=0.0,
+    p_contrast=0.0,
+    p_gamma=0.0,
+    p_noise=0.0,
+    p_blur=0.0,
+    p_lowres=0.0,
+)
 
 
 def _batch(n: int = 6, h: int = 40, w: int = 56) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,8 +45,16 @@ def test_all_off_is_identity() -> None:
 
 def test_full_pipeline_keeps_shapes_labels_and_is_deterministic() -> None:
     x, y = _batch()
-    cfg = AugmentConfig(p_affine=1.0, p_elastic=1.0, p_brightness=1.0, p_contrast=1.0, p_gamma=1.0,
-                        p_noise=1.0, p_blur=1.0, p_lowres=1.0)
+    cfg = AugmentConfig(
+        p_affine=1.0,
+        p_elastic=1.0,
+        p_brightness=1.0,
+        p_contrast=1.0,
+        p_gamma=1.0,
+        p_noise=1.0,
+        p_blur=1.0,
+        p_lowres=1.0,
+    )
     xa, ya = augment_batch(x.clone(), y.clone(), cfg, _gen(3))
     xb, yb = augment_batch(x.clone(), y.clone(), cfg, _gen(3))
     assert xa.shape == x.shape and ya.shape == y.shape and ya.dtype == y.dtype

@@ -120,7 +120,9 @@ def estimate_noise(image_hu: np.ndarray, homogeneous: np.ndarray) -> NoiseModel 
     return NoiseModel(float(sigma_res / _RESPONSES[idx, 0]), corr)
 
 
-def smooth_noise(shape: tuple[int, ...], sigma_vox: tuple[float, ...], rng: np.random.Generator) -> np.ndarray:
+def smooth_noise(
+    shape: tuple[int, ...], sigma_vox: tuple[float, ...], rng: np.random.Generator
+) -> np.ndarray:
     """Unit-variance Gaussian noise of ``shape`` smoothed by ``sigma_vox`` (per axis, voxels)."""
     white = rng.standard_normal(shape).astype(np.float32)
     if not any(s > 0 for s in sigma_vox):

@@ -168,8 +168,14 @@ def panel_gallery(
                 ax.set_axis_off()
                 continue
             p = panels[c]
-            ax.imshow(p.image, cmap="gray", vmin=level - width / 2, vmax=level + width / 2, aspect=p.aspect,
-                      interpolation="nearest")
+            ax.imshow(
+                p.image,
+                cmap="gray",
+                vmin=level - width / 2,
+                vmax=level + width / 2,
+                aspect=p.aspect,
+                interpolation="nearest",
+            )
             if outline and p.mask.any():
                 ax.contour(p.mask.astype(float), levels=[0.5], colors="red", linewidths=0.6)
             ax.set_title(p.title, fontsize=7)

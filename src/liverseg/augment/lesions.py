@@ -111,7 +111,9 @@ def make_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def _check_inputs(image: np.ndarray, label: np.ndarray, spacing: Sequence[float]) -> tuple[float, float, float]:
+def _check_inputs(
+    image: np.ndarray, label: np.ndarray, spacing: Sequence[float]
+) -> tuple[float, float, float]:
     image, label = np.asarray(image), np.asarray(label)
     if image.ndim != 3:
         raise InputError(f"expected a 3D image (z, y, x) or slab (C, H, W), got shape {image.shape}")
@@ -142,7 +144,9 @@ def _local_offsets(
         min(int(np.ceil((shape_.bounding_radius_mm + reach_mm) / s)), n + 1)
         for s, n in zip(spacing, box_shape, strict=True)
     )
-    axes = [np.arange(-h, h + 1, dtype=np.float32) * np.float32(s) for h, s in zip(half, spacing, strict=True)]
+    axes = [
+        np.arange(-h, h + 1, dtype=np.float32) * np.float32(s) for h, s in zip(half, spacing, strict=True)
+    ]
     return half, (axes[0][:, None, None], axes[1][None, :, None], axes[2][None, None, :])
 
 
@@ -159,7 +163,9 @@ def _try_place(
     Returns ``(centre, sdf)`` (work-box voxel, signed distance on the centred local grid) or None
     after ``tries`` random candidates deep enough in the allowed region.
     """
-    half, (dz, dy, dx) = _local_offsets(shape_, app.footprint_mm + margin_mm, region.spacing, region.allowed.shape)
+    half, (dz, dy, dx) = _local_offsets(
+        shape_, app.footprint_mm + margin_mm, region.spacing, region.allowed.shape
+    )
     min_depth = shape_.inner_radius_mm + app.footprint_mm - max(region.spacing)
     cands = region.candidates(max(min_depth, 0.0))
     if cands.size == 0:
@@ -210,7 +216,9 @@ def insert_lesions(
         raise InputError(f"lesion count must be >= 0, got {n}")
     if not (label > 0).any():
         if empty_liver == "raise":
-            raise InputError("the label map has no liver voxels (label 1 or 2): cannot place lesions in the liver")
+            raise InputError(
+                "the label map has no liver voxels (label 1 or 2): cannot place lesions in the liver"
+            )
         return LesionInsertion(image_hu.copy(), label.copy(), [], [])
     if n == 0:
         return LesionInsertion(image_hu.copy(), label.copy(), [], [])
@@ -229,8 +237,14 @@ def insert_lesions(
     vessels = np.zeros(work.shape, bool)
     if params.avoid_vessels:
         vessels = vessel_mask(
-            work, lab_box > 0, spacing, stats.median_hu, stats.mad_hu, k_mad=params.vessel_k_mad,
-            min_diameter_mm=params.vessel_min_diameter_mm, min_volume_mm3=params.vessel_min_volume_mm3,
+            work,
+            lab_box > 0,
+            spacing,
+            stats.median_hu,
+            stats.mad_hu,
+            k_mad=params.vessel_k_mad,
+            min_diameter_mm=params.vessel_min_diameter_mm,
+            min_volume_mm3=params.vessel_min_volume_mm3,
             smoothed=smoothed,
         )
     region = build_region(box, open_faces, (lab_box == 0) | (lab_box == TUMOR), spacing, params.margin_mm)
@@ -259,7 +273,9 @@ def insert_lesions(
             log.debug("skipped a %.1f mm lesion: %s", drawn, reason)
             continue
         center, sdf = placed
-        record = _render(work, lab_box, region, reference, stats, shape_, app, center, sdf, params, drawn, gen)
+        record = _render(
+            work, lab_box, region, reference, stats, shape_, app, center, sdf, params, drawn, gen
+        )
         records.append(record)
 
     out_image = image_hu.copy()
@@ -300,8 +316,14 @@ def _render(
     ref_vals = work[ring][reference[ring]]
     background = float(np.median(ref_vals)) if ref_vals.size >= _MIN_BACKGROUND_VOXELS else stats.median_hu
     new, _ = render_lesion(
-        work[dst], sdf_in, app, background_hu=background, radius_mm=shape_.equivalent_radius_mm,
-        noise=stats.noise if params.match_noise else None, spacing=region.spacing, rng=rng,
+        work[dst],
+        sdf_in,
+        app,
+        background_hu=background,
+        radius_mm=shape_.equivalent_radius_mm,
+        noise=stats.noise if params.match_noise else None,
+        spacing=region.spacing,
+        rng=rng,
     )
     work[dst] = new
     inside = sdf_in <= 0

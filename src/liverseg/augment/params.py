@@ -156,7 +156,9 @@ class LesionParams:
         if not 0.0 < self.shrink_factor < 1.0:
             raise ConfigError(f"shrink_factor must be in (0, 1), got {self.shrink_factor!r}")
         if not isinstance(self.max_placement_tries, int) or self.max_placement_tries < 1:
-            raise ConfigError(f"max_placement_tries must be an integer >= 1, got {self.max_placement_tries!r}")
+            raise ConfigError(
+                f"max_placement_tries must be an integer >= 1, got {self.max_placement_tries!r}"
+            )
 
     def _check_range(self, name: str, value: tuple[Any, ...], *, integer: bool) -> None:
         kind = "integers" if integer else "numbers"

@@ -20,7 +20,9 @@ __all__ = ["Region", "build_region", "liver_box", "overlap_slices"]
 Border = Literal["closed", "open"]
 
 
-def _edt_mm(mask: np.ndarray, spacing: tuple[float, float, float], outside: list[tuple[bool, bool]]) -> np.ndarray:
+def _edt_mm(
+    mask: np.ndarray, spacing: tuple[float, float, float], outside: list[tuple[bool, bool]]
+) -> np.ndarray:
     """Distance (mm) from each True voxel to the nearest False voxel; ``outside[axis][side]`` adds a
     False layer beyond that face (scipy's EDT alone treats the array border as not-background)."""
     pad = [(int(lo), int(hi)) for lo, hi in outside]

@@ -116,8 +116,12 @@ def _edge_width(hu: np.ndarray, d: np.ndarray, inside: float, outside: float, ra
         return math.nan
     try:
         (_, _, _, width), _ = curve_fit(
-            _logistic, np.asarray(centres), np.asarray(medians), p0=(inside, outside, 0.0, 0.5),
-            bounds=((-2000.0, -2000.0, -4.0, 0.05), (4000.0, 4000.0, 4.0, 5.0)), maxfev=2000,
+            _logistic,
+            np.asarray(centres),
+            np.asarray(medians),
+            p0=(inside, outside, 0.0, 0.5),
+            bounds=((-2000.0, -2000.0, -4.0, 0.05), (4000.0, 4000.0, 4.0, 5.0)),
+            maxfev=2000,
         )
     except (RuntimeError, ValueError):
         return math.nan
@@ -163,7 +167,8 @@ def lesion_statistics(
         if bbox is None:
             continue
         box = tuple(
-            slice(max(b.start - r, 0), min(b.stop + r, n)) for b, r, n in zip(bbox, reach, comps.shape, strict=True)
+            slice(max(b.start - r, 0), min(b.stop + r, n))
+            for b, r, n in zip(bbox, reach, comps.shape, strict=True)
         )
         comp = comps[box] == i
         n_vox = int(comp.sum())
@@ -191,7 +196,9 @@ def lesion_statistics(
             width = _edge_width(hu[sel], d[sel], inside_hu, outside_hu, eq / 2.0)
         grad = ndimage.gaussian_gradient_magnitude(hu, [0.7 / s for s in sp], mode="nearest")
         rim = (np.abs(d) <= 1.0) & (comp | (lab == 1))
-        gradient = float(np.median(grad[rim])) / abs(contrast) if rim.any() and abs(contrast) > 0 else math.nan
+        gradient = (
+            float(np.median(grad[rim])) / abs(contrast) if rim.any() and abs(contrast) > 0 else math.nan
+        )
         stats = LesionStats(
             case=case,
             source=source,
@@ -216,8 +223,14 @@ def summarize(values: Iterable[float]) -> dict[str, float]:
     if v.size == 0:
         return {"n": 0, "median": math.nan, "q1": math.nan, "q3": math.nan, "min": math.nan, "max": math.nan}
     q1, med, q3 = np.percentile(v, [25, 50, 75])
-    return {"n": int(v.size), "median": float(med), "q1": float(q1), "q3": float(q3),
-            "min": float(v.min()), "max": float(v.max())}
+    return {
+        "n": int(v.size),
+        "median": float(med),
+        "q1": float(q1),
+        "q3": float(q3),
+        "min": float(v.min()),
+        "max": float(v.max()),
+    }
 
 
 def _cell(s: dict[str, float]) -> str:
@@ -238,7 +251,5 @@ def comparison_table(real: Sequence[LesionStats], synthetic: Sequence[LesionStat
         rows.append(f"| {name} | {_cell(r)} | {_cell(s)} |")
     hypo_r = sum(1 for x in real if x.contrast_hu < 0)
     hypo_s = sum(1 for x in synthetic if x.contrast_hu < 0)
-    rows.append(
-        f"| hypodense fraction | {hypo_r}/{len(real)} | {hypo_s}/{len(synthetic)} |"
-    )
+    rows.append(f"| hypodense fraction | {hypo_r}/{len(real)} | {hypo_s}/{len(synthetic)} |")
     return "\n".join(rows)

@@ -106,7 +106,10 @@ class RealismResult:
 
     def write_gallery(self, path: str | Path, *, per_row: int = 6) -> Path:
         """Real tumors (top row) and synthetic lesions (bottom row), spread over sizes, no outline."""
-        rows = [("real", _spread(self.real_panels, per_row)), ("synthetic", _spread(self.synthetic_panels, per_row))]
+        rows = [
+            ("real", _spread(self.real_panels, per_row)),
+            ("synthetic", _spread(self.synthetic_panels, per_row)),
+        ]
         return panel_gallery(rows, path)
 
 
@@ -186,7 +189,12 @@ def run_realism(
             continue
         result.cases.append(case_id)
         result.real += lesion_statistics(
-            img, lab, sp, case=case_id, source="real", on_lesion=_panel_hook(img, sp, result.real_panels, case_id)
+            img,
+            lab,
+            sp,
+            case=case_id,
+            source="real",
+            on_lesion=_panel_hook(img, sp, result.real_panels, case_id),
         )
         for s in range(seeds):
             rng = np.random.default_rng([zlib.crc32(case_id.encode()), s])
@@ -199,7 +207,9 @@ def run_realism(
             result.synthetic += lesion_statistics(
                 ins.image, ins.label, sp, lesions=new, case=case_id, source="synthetic", on_lesion=hook
             )
-        log.info("case %s: %d real lesion(s) measured", case_id, sum(1 for x in result.real if x.case == case_id))
+        log.info(
+            "case %s: %d real lesion(s) measured", case_id, sum(1 for x in result.real if x.case == case_id)
+        )
     if not result.cases:
         raise InputError("no case of the dataset has a liver label; nothing to compare", prepared_dir)
     return result

@@ -62,7 +62,10 @@ def sample_appearance(params: LesionParams, diameter_mm: float, rng: np.random.G
     rim = u[1] < params.rim_probability
     necrotic = u[2] < params.necrosis_probability and diameter_mm >= params.necrosis_min_diameter_mm
     rim_hu, rim_w = float(rng.uniform(*params.rim_contrast_hu)), float(rng.uniform(*params.rim_width_mm))
-    nec_hu, nec_f = float(rng.uniform(*params.necrosis_contrast_hu)), float(rng.uniform(*params.necrosis_fraction))
+    nec_hu, nec_f = (
+        float(rng.uniform(*params.necrosis_contrast_hu)),
+        float(rng.uniform(*params.necrosis_fraction)),
+    )
     return Appearance(
         kind="hyperdense" if hyper else "hypodense",
         contrast_hu=contrast if hyper else -contrast,

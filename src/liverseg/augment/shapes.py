@@ -75,7 +75,9 @@ class Blob:
 
     def signed_distance(self, dz: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
         """Radial signed distance (mm, < 0 inside) at broadcastable offsets from the lesion centre."""
-        pz, py, px = np.broadcast_arrays(dz - self.center_mm[0], dy - self.center_mm[1], dx - self.center_mm[2])
+        pz, py, px = np.broadcast_arrays(
+            dz - self.center_mm[0], dy - self.center_mm[1], dx - self.center_mm[2]
+        )
         norm = np.sqrt(pz**2 + py**2 + px**2)
         safe = np.where(norm > 0, norm, 1.0)
         unit = np.stack([np.where(norm > 0, pz / safe, 1.0), py / safe, px / safe])
@@ -138,7 +140,9 @@ def sample_diameter(params: LesionParams, rng: np.random.Generator) -> float:
     return float(rng.uniform(low, high))
 
 
-def _random_blob(radius_mm: float, center_mm: np.ndarray, params: LesionParams, rng: np.random.Generator) -> Blob:
+def _random_blob(
+    radius_mm: float, center_mm: np.ndarray, params: LesionParams, rng: np.random.Generator
+) -> Blob:
     ratios = rng.uniform(*params.axis_ratio, size=3)
     ratios = ratios / np.prod(ratios) ** (1.0 / 3.0)  # keep the volume of the sphere of radius_mm
     rotation = Rotation.random(random_state=rng).as_matrix()
@@ -174,7 +178,12 @@ def sample_shape(diameter_mm: float, params: LesionParams, rng: np.random.Genera
             # closer than the sum of the two inner radii: the blobs overlap, the lesion is connected
             dist = float(rng.uniform(0.5, 0.95)) * (blobs[0].min_radius_mm + satellite.min_radius_mm)
             blobs.append(
-                Blob(direction * dist, satellite.semi_axes_mm, satellite.rotation, satellite.lobulation,
-                     satellite.lattice)
+                Blob(
+                    direction * dist,
+                    satellite.semi_axes_mm,
+                    satellite.rotation,
+                    satellite.lobulation,
+                    satellite.lattice,
+                )
             )
     return LesionShape(tuple(blobs), float(diameter_mm))

@@ -64,7 +64,9 @@ def load_params_file(path: str | Path | None) -> LesionParams:
         else:
             data = json.loads(text)
     except Exception as exc:
-        raise ConfigError(f"{path}: not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: {exc}") from exc
+        raise ConfigError(
+            f"{path}: not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: {exc}"
+        ) from exc
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping of lesion parameters, got {type(data).__name__}")
     return LesionParams.from_dict(data)
@@ -142,7 +144,9 @@ def synthesize_files(
         "skipped": [s.to_dict() for s in result.skipped],
     }
     atomic_write_text(paths["record"], json.dumps(record, indent=2) + "\n")
-    items = [(r.center_voxel, r.diameter_mm, lesion_title(i, r)) for i, r in enumerate(result.lesions, start=1)]
+    items = [
+        (r.center_voxel, r.diameter_mm, lesion_title(i, r)) for i, r in enumerate(result.lesions, start=1)
+    ]
     lesion_gallery(_display(image), _display(new_image), new_label, items, paths["gallery"])
     log.info("inserted %d lesion(s) into %s, wrote %s", len(result.lesions), name, out)
     return SynthesisOutputs(paths["image"], paths["label"], paths["record"], paths["gallery"], result)
@@ -155,6 +159,10 @@ def _display(volume: Volume) -> Volume:
 def lesion_title(index: int, record: Any) -> str:
     """Short gallery title of a :class:`~liverseg.augment.lesions.LesionRecord`."""
     extras = "".join(
-        (" rim" if record.rim else "", " necrotic" if record.necrotic else "", f" {record.blobs} blobs" if record.blobs > 1 else "")
+        (
+            " rim" if record.rim else "",
+            " necrotic" if record.necrotic else "",
+            f" {record.blobs} blobs" if record.blobs > 1 else "",
+        )
     )
     return f"#{index} {record.diameter_mm:.0f} mm, {record.contrast_hu:+.0f} HU\n{record.kind}{extras}"

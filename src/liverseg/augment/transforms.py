@@ -92,10 +92,14 @@ class SyntheticLesionTransform:
         gen = make_rng(rng)
         image_hu, label = np.asarray(image_hu), np.asarray(label)
         if image_hu.ndim != 3:
-            raise InputError(f"expected a (C, H, W) slab or (Z, Y, X) volume, got image shape {image_hu.shape}")
+            raise InputError(
+                f"expected a (C, H, W) slab or (Z, Y, X) volume, got image shape {image_hu.shape}"
+            )
         centre_only = label.ndim == 2
         if centre_only and label.shape != image_hu.shape[1:]:
-            raise GeometryError(f"2D label shape {label.shape} does not match the slab's slices {image_hu.shape[1:]}")
+            raise GeometryError(
+                f"2D label shape {label.shape} does not match the slab's slices {image_hu.shape[1:]}"
+            )
         if not centre_only and label.shape != image_hu.shape:
             raise GeometryError(
                 f"label shape {label.shape} must be the image shape {image_hu.shape} or its slice shape "
@@ -120,7 +124,9 @@ class SyntheticLesionTransform:
         """Approximate label of every slab slice from the centre slice's label (module docstring)."""
         c = image_hu.shape[0] // 2
         sp = [float(s) for s in spacing_zyx]
-        sm = ndimage.gaussian_filter(image_hu.astype(np.float32), (0, 1.0 / sp[1], 1.0 / sp[2]), mode="nearest")
+        sm = ndimage.gaussian_filter(
+            image_hu.astype(np.float32), (0, 1.0 / sp[1], 1.0 / sp[2]), mode="nearest"
+        )
         label3 = np.repeat(label2d[None].astype(np.uint8), image_hu.shape[0], axis=0)
         parenchyma = label2d == 1
         if parenchyma.sum() < 20:

@@ -73,7 +73,9 @@ def _load_folder(folder: Path) -> ModelBundle:
         stages = {k: folder / f for k, f in (("liver", "stage1.pt"), ("tumor", "stage2.pt"))}
         stages = {k: p for k, p in stages.items() if p.exists()}
         if not stages:
-            stages = {k: folder / f"{k}/best.pt" for k in ("stage1", "stage2") if (folder / k / "best.pt").exists()}
+            stages = {
+                k: folder / f"{k}/best.pt" for k in ("stage1", "stage2") if (folder / k / "best.pt").exists()
+            }
             stages = {("liver" if k == "stage1" else "tumor"): p for k, p in stages.items()}
         name, version = folder.name, "local"
     missing = [str(p) for p in stages.values() if not p.exists()]
@@ -129,7 +131,9 @@ def resolve_model(name_or_path: str | Path = "default") -> ModelBundle:
         return _load_folder(path)
     if path.is_file():
         if path.suffix not in (".pt", ".pth"):
-            raise InputError(f"expected a checkpoint (.pt) written by `liverseg train`, got {path.suffix!r}", path)
+            raise InputError(
+                f"expected a checkpoint (.pt) written by `liverseg train`, got {path.suffix!r}", path
+            )
         return ModelBundle(path.stem, "local", {"single": path}, path.parent, {})
     names = sorted(shipped) or ["(none shipped)"]
     raise InputError(

@@ -61,12 +61,21 @@ def _register_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, choices=list(LAYOUTS), help="source layout")
     p.add_argument("src", help="source folder")
     p.add_argument("out", help="prepared dataset folder (created or updated)")
-    p.add_argument("--spacing", nargs=3, type=float, metavar=("Z", "Y", "X"),
-                   help="voxel size in mm for sources that store none (mrc, png-slices); default 1 1 1 "
-                   "with a warning naming the assumption")
-    p.add_argument("--map", action="append", metavar="SRC=DST",
-                   help="label value mapping for lits/msd/nifti-pairs/mrc, e.g. --map 255=1 (repeatable, "
-                   "or comma separated); every value present must be mapped")
+    p.add_argument(
+        "--spacing",
+        nargs=3,
+        type=float,
+        metavar=("Z", "Y", "X"),
+        help="voxel size in mm for sources that store none (mrc, png-slices); default 1 1 1 "
+        "with a warning naming the assumption",
+    )
+    p.add_argument(
+        "--map",
+        action="append",
+        metavar="SRC=DST",
+        help="label value mapping for lits/msd/nifti-pairs/mrc, e.g. --map 255=1 (repeatable, "
+        "or comma separated); every value present must be mapped",
+    )
     p.add_argument("--name", help="dataset name (default: the OUT folder name)")
     p.set_defaults(func=cmd_prepare)
 
@@ -97,8 +106,12 @@ def _register_split(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", type=int, help="number of folds K >= 2; 0 = leave-one-patient-out")
     p.add_argument("--lopo", action="store_true", help="leave-one-patient-out (same as --folds 0)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--test-fraction", type=float, default=0.0,
-                   help="fraction of patients held out as test before making folds (default 0)")
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.0,
+        help="fraction of patients held out as test before making folds (default 0)",
+    )
     p.set_defaults(func=cmd_split)
 
 
@@ -117,8 +130,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _register_stats(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("stats", help="table of cases: shape, spacing, liver/tumor ml, HU range",
-                       description="Print one row per case and totals on stdout.")
+    p = sub.add_parser(
+        "stats",
+        help="table of cases: shape, spacing, liver/tumor ml, HU range",
+        description="Print one row per case and totals on stdout.",
+    )
     p.add_argument("out", help="prepared dataset folder")
     p.add_argument("--verify", action="store_true", help="also check every file's sha256")
     p.set_defaults(func=cmd_stats)
@@ -134,8 +150,11 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``liverseg data`` and its subcommands."""
-    parser = subparsers.add_parser("data", help="prepare datasets, make splits, print statistics",
-                                   description="Dataset preparation: prepare, split, stats.")
+    parser = subparsers.add_parser(
+        "data",
+        help="prepare datasets, make splits, print statistics",
+        description="Dataset preparation: prepare, split, stats.",
+    )
     sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     for add in SUBCOMMANDS:
         add(sub)

@@ -19,9 +19,15 @@ SAMPLE_LABEL = SAMPLE_DIR / "chaos_ct3_label.nii.gz"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="segment the bundled sample CT and write a report",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (default: %(default)s)")
+    p = sub.add_parser(
+        "demo",
+        help="segment the bundled sample CT and write a report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("demo_output"), help="output folder (default: %(default)s)"
+    )
     p.add_argument("--model", default="default", help="model to use (default: the shipped default)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.set_defaults(func=run)
@@ -35,7 +41,11 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     if SAMPLE_IMAGE.exists():
-        image_path, ref_path, what = SAMPLE_IMAGE, SAMPLE_LABEL, "bundled sample (CHAOS CT case 3 derivative, CC BY-SA 4.0)"
+        image_path, ref_path, what = (
+            SAMPLE_IMAGE,
+            SAMPLE_LABEL,
+            "bundled sample (CHAOS CT case 3 derivative, CC BY-SA 4.0)",
+        )
     else:
         from liverseg.synth import make_phantom
 
@@ -47,8 +57,12 @@ def run(args: argparse.Namespace) -> int:
         what = "synthetic phantom (not real data)"
     print(f"Input              : {what}")
     report = run_segment(
-        image_path, out / "labels.nii.gz", report_json=out / "report.json", html=out / "report.html",
-        overlays_dir=out / "overlays", options=SegmentOptions(model=args.model, device=args.device),
+        image_path,
+        out / "labels.nii.gz",
+        report_json=out / "report.json",
+        html=out / "report.html",
+        overlays_dir=out / "overlays",
+        options=SegmentOptions(model=args.model, device=args.device),
     )
     print_summary(report)
     if ref_path.exists():

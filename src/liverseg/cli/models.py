@@ -18,11 +18,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="List the registered networks: parameters (millions) and GFLOPs (2 per "
         "multiply-accumulate, convolutions only) for one slice, with their default arguments.",
     )
-    parser.add_argument("--in-channels", type=int, default=5, metavar="C",
-                        help="input channels: 1, or 2k+1 adjacent slices (default: 5)")
+    parser.add_argument(
+        "--in-channels",
+        type=int,
+        default=5,
+        metavar="C",
+        help="input channels: 1, or 2k+1 adjacent slices (default: 5)",
+    )
     parser.add_argument("--out-channels", type=int, default=3, metavar="K", help="classes (default: 3)")
-    parser.add_argument("--size", type=int, default=256, metavar="PX",
-                        help="slice height and width in pixels for the GFLOPs column (default: 256)")
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=256,
+        metavar="PX",
+        help="slice height and width in pixels for the GFLOPs column (default: 256)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
 
@@ -50,14 +60,23 @@ def format_table(rows: list[dict[str, Any]], *, size: int, in_channels: int) -> 
     """A plain-text table of ``model_info`` rows (with a ``description``), one line per model."""
     header = ["name", "description", "params (M)", f"GFLOPs/{size}x{size}", "default kwargs"]
     body = [
-        [r["name"], r["description"], f"{r['params'] / 1e6:.2f}", f"{r['gflops']:.2f}", _kwargs_text(r["kwargs"])]
+        [
+            r["name"],
+            r["description"],
+            f"{r['params'] / 1e6:.2f}",
+            f"{r['gflops']:.2f}",
+            _kwargs_text(r["kwargs"]),
+        ]
         for r in rows
     ]
     widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
     right = {2, 3}
 
     def fmt(line: list[str]) -> str:
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))]
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ]
         return "  ".join(cells).rstrip()
 
     rule = "  ".join("-" * w for w in widths)

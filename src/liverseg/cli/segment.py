@@ -31,21 +31,37 @@ stderr say so, and the exit code is 0. Research use, not a medical device.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("segment", help="segment liver and tumors in a CT", description=HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "segment",
+        help="segment liver and tumors in a CT",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("input", type=Path, help="CT file, DICOM folder/.zip, or a folder of cases")
-    p.add_argument("-o", "--output", type=Path, required=True, help="label map .nii.gz (or a folder in batch mode)")
+    p.add_argument(
+        "-o", "--output", type=Path, required=True, help="label map .nii.gz (or a folder in batch mode)"
+    )
     p.add_argument("--report", type=Path, help="write the JSON report (schema: docs/report_schema.md)")
     p.add_argument("--html", type=Path, help="write a self-contained HTML report")
     p.add_argument("--overlays", type=Path, metavar="DIR", help="write overlay PNGs into DIR")
     p.add_argument("--dicom-seg", type=Path, help="write a DICOM Segmentation object (DICOM input only)")
     p.add_argument("--probabilities", type=Path, help="write class probabilities (3-component NIfTI)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--model", default="default", help="shipped model name, model folder or checkpoint (default: %(default)s)")
-    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
-                   help="CPU inference backend (auto: the one measured faster for the model)")
+    p.add_argument(
+        "--model",
+        default="default",
+        help="shipped model name, model folder or checkpoint (default: %(default)s)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnx"),
+        default="auto",
+        help="CPU inference backend (auto: the one measured faster for the model)",
+    )
     p.add_argument("--tta", action="store_true", help="test-time augmentation (3 scales; ~3x slower stage 2)")
-    p.add_argument("--min-lesion-mm3", type=float, default=10.0, help="drop smaller lesions (default: %(default)s)")
+    p.add_argument(
+        "--min-lesion-mm3", type=float, default=10.0, help="drop smaller lesions (default: %(default)s)"
+    )
     p.set_defaults(func=run)
 
 
@@ -72,8 +88,13 @@ def _options(args: argparse.Namespace):
 
     if args.min_lesion_mm3 < 0:
         raise LiversegError(f"--min-lesion-mm3 must be >= 0, got {args.min_lesion_mm3}")
-    return SegmentOptions(model=args.model, device=args.device, tta=args.tta,
-                          min_lesion_mm3=args.min_lesion_mm3, backend=args.backend)
+    return SegmentOptions(
+        model=args.model,
+        device=args.device,
+        tta=args.tta,
+        min_lesion_mm3=args.min_lesion_mm3,
+        backend=args.backend,
+    )
 
 
 def _progress(quiet: bool):
@@ -98,8 +119,10 @@ def _progress(quiet: bool):
 def _summary_line(report: dict) -> str:
     if not report.get("liver_found"):
         return "no liver found"
-    return (f"liver {report['liver_volume_ml']:.0f} ml, {report['lesion_count']} lesion(s), "
-            f"tumor {report['tumor_volume_ml']:.1f} ml ({report['tumor_burden_percent']:.2f}% of liver)")
+    return (
+        f"liver {report['liver_volume_ml']:.0f} ml, {report['lesion_count']} lesion(s), "
+        f"tumor {report['tumor_volume_ml']:.1f} ml ({report['tumor_burden_percent']:.2f}% of liver)"
+    )
 
 
 def print_summary(report: dict) -> None:
@@ -113,9 +136,11 @@ def print_summary(report: dict) -> None:
         print(f"{'id':>3} {'volume ml':>10} {'long mm':>8} {'short mm':>8} {'RECIST':>6}  location")
         for les in report["lesions"]:
             loc = les.get("location", {})
-            loc_s = " ".join(str(v) for v in loc.values()) if isinstance(loc, dict) else str(loc)
-            print(f"{les['id']:>3} {les['volume_ml']:>10.2f} {les['longest_axial_diameter_mm']:>8.1f} "
-                  f"{les['short_axis_mm']:>8.1f} {'yes' if les['recist_measurable'] else 'no':>6}  {loc_s}")
+            loc_s = str(loc.get("description", "")) if isinstance(loc, dict) else str(loc)
+            print(
+                f"{les['id']:>3} {les['volume_ml']:>10.2f} {les['longest_axial_diameter_mm']:>8.1f} "
+                f"{les['short_axis_mm']:>8.1f} {'yes' if les['recist_measurable'] else 'no':>6}  {loc_s}"
+            )
     total = report.get("timings_s", {}).get("total")
     if total is not None:
         print(f"Runtime            : {total:.1f} s ({report['model']['name']} {report['model']['version']})")
@@ -131,9 +156,17 @@ def run(args: argparse.Namespace) -> int:
 
     progress = _progress(args.quiet)
     try:
-        report = run_segment(args.input, args.output, report_json=args.report, html=args.html,
-                             overlays_dir=args.overlays, dicom_seg=args.dicom_seg,
-                             probabilities=args.probabilities, options=options, progress=progress)
+        report = run_segment(
+            args.input,
+            args.output,
+            report_json=args.report,
+            html=args.html,
+            overlays_dir=args.overlays,
+            dicom_seg=args.dicom_seg,
+            probabilities=args.probabilities,
+            options=options,
+            progress=progress,
+        )
     finally:
         if progress is not None:
             progress.close()  # type: ignore[attr-defined]
@@ -149,9 +182,14 @@ def _run_batch(args: argparse.Namespace, options) -> int:
     from liverseg.inference import run_segment
 
     if args.dicom_seg or args.probabilities:
-        raise LiversegError("--dicom-seg and --probabilities are single-case options (not for a folder of cases)")
-    cases = sorted(e for e in args.input.iterdir() if not e.name.startswith(".")
-                   and (e.is_dir() or e.name.lower().endswith(VOLUME_SUFFIXES)))
+        raise LiversegError(
+            "--dicom-seg and --probabilities are single-case options (not for a folder of cases)"
+        )
+    cases = sorted(
+        e
+        for e in args.input.iterdir()
+        if not e.name.startswith(".") and (e.is_dir() or e.name.lower().endswith(VOLUME_SUFFIXES))
+    )
     if args.output.exists() and not args.output.is_dir():
         raise LiversegError(f"{args.output}: batch mode needs OUTPUT to be a folder")
     rows: list[tuple[str, str, str]] = []
@@ -161,11 +199,13 @@ def _run_batch(args: argparse.Namespace, options) -> int:
         progress = _progress(args.quiet)
         try:
             report = run_segment(
-                case, args.output / f"{name}.nii.gz",
+                case,
+                args.output / f"{name}.nii.gz",
                 report_json=(args.report or args.output) / f"{name}.report.json",
                 html=(args.html / f"{name}.html") if args.html else None,
                 overlays_dir=(args.overlays / name) if args.overlays else None,
-                options=options, progress=progress,
+                options=options,
+                progress=progress,
             )
             rows.append((name, "ok", _summary_line(report)))
         except LiversegError as exc:

@@ -27,15 +27,26 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=f"data folder (default ./{DEFAULT_DATA_DIR})")
-    p.add_argument("--db", default=None, metavar="URL",
-                   help="SQLAlchemy database URL (default: SQLite file in the data dir; "
-                        "PostgreSQL: postgresql+psycopg://user:password@host/db)")
-    p.add_argument("--workers", type=int, default=1, help="segmentation worker processes (default 1; 0: none)")
+    p.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=f"data folder (default ./{DEFAULT_DATA_DIR})"
+    )
+    p.add_argument(
+        "--db",
+        default=None,
+        metavar="URL",
+        help="SQLAlchemy database URL (default: SQLite file in the data dir; "
+        "PostgreSQL: postgresql+psycopg://user:password@host/db)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=1, help="segmentation worker processes (default 1; 0: none)"
+    )
     p.add_argument("--lease-s", type=float, default=60.0, help="job lease in seconds (resume after a crash)")
     p.add_argument("--secure-cookies", action="store_true", help="always mark cookies Secure (HTTPS only)")
-    p.add_argument("--forwarded-allow-ips", default="127.0.0.1",
-                   help="proxies trusted for X-Forwarded-For/Proto (default 127.0.0.1)")
+    p.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        help="proxies trusted for X-Forwarded-For/Proto (default 127.0.0.1)",
+    )
     p.add_argument("--max-upload-mb", type=int, default=2048, help="largest upload in MiB (default 2048)")
     # for integration tests and custom deployments: replaces the real pipeline in the workers
     p.add_argument("--segmenter", default=None, help=argparse.SUPPRESS)
@@ -53,8 +64,12 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
     config = ServiceConfig(
-        data_dir=args.data_dir, db_url=args.db, secure_cookies=args.secure_cookies, lease_s=args.lease_s,
-        segmenter=args.segmenter, limits=UploadLimits(max_upload_bytes=args.max_upload_mb * 1024**2),
+        data_dir=args.data_dir,
+        db_url=args.db,
+        secure_cookies=args.secure_cookies,
+        lease_s=args.lease_s,
+        segmenter=args.segmenter,
+        limits=UploadLimits(max_upload_bytes=args.max_upload_mb * 1024**2),
     )
     args.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(config)
@@ -69,12 +84,23 @@ def run(args: argparse.Namespace) -> int:
                     procs[i] = start_worker(config)
 
     threading.Thread(target=supervise, name="worker-supervisor", daemon=True).start()
-    log.info("liverseg serving on http://%s:%d with %d worker(s); data in %s", args.host, args.port,
-             args.workers, config.data_dir)
+    log.info(
+        "liverseg serving on http://%s:%d with %d worker(s); data in %s",
+        args.host,
+        args.port,
+        args.workers,
+        config.data_dir,
+    )
     try:
-        uvicorn.run(app, host=args.host, port=args.port, proxy_headers=True,
-                    forwarded_allow_ips=args.forwarded_allow_ips, log_level="debug" if args.debug else "info",
-                    access_log=False)
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            proxy_headers=True,
+            forwarded_allow_ips=args.forwarded_allow_ips,
+            log_level="debug" if args.debug else "info",
+            access_log=False,
+        )
     finally:
         stop.set()
         for proc in procs:

@@ -31,8 +31,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
     print("-" * len(header))
     for c in ds.cases:
         sizes = ", ".join(f"{les['diameter_mm']:.1f}" for les in c.extra.get("lesions", []))
-        print(f"{c.id:<10} {c.liver_volume_ml:>9.1f} {c.tumor_volume_ml:>9.2f} {len(c.extra.get('lesions', [])):>7}  {sizes}")
-    print(f"{len(ds.cases)} synthetic case(s) in {ds.root} (fingerprint {ds.fingerprint[:12]}); not patient data")
+        print(
+            f"{c.id:<10} {c.liver_volume_ml:>9.1f} {c.tumor_volume_ml:>9.2f} {len(c.extra.get('lesions', [])):>7}  {sizes}"
+        )
+    print(
+        f"{len(ds.cases)} synthetic case(s) in {ds.root} (fingerprint {ds.fingerprint[:12]}); not patient data"
+    )
     return 0
 
 
@@ -46,16 +50,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "layout of 'liverseg data prepare', so training can use them directly. Deterministic per "
         "--seed. Synthetic: never patient data.",
     )
-    p.add_argument("--out", required=True, help="output folder (created; earlier phantoms there are replaced)")
+    p.add_argument(
+        "--out", required=True, help="output folder (created; earlier phantoms there are replaced)"
+    )
     p.add_argument("--cases", type=int, default=10, help="number of cases (default 10)")
     p.add_argument("--seed", type=int, default=0, help="base seed, >= 0 (default 0)")
-    p.add_argument("--size", nargs=3, type=int, default=list(DEFAULT_SHAPE), metavar=("Z", "Y", "X"),
-                   help="array shape (default %(default)s)")
-    p.add_argument("--spacing", nargs=3, type=float, default=list(DEFAULT_SPACING), metavar=("Z", "Y", "X"),
-                   help="voxel size in mm (default %(default)s)")
-    p.add_argument("--tumor-free-every", type=int, default=5, metavar="K",
-                   help="every K-th case has no tumor (cases 1, 1+K, ...; 0: all have tumors; default 5)")
-    p.add_argument("--folds", type=int, default=None, metavar="K",
-                   help="also store K patient-level folds in dataset.json (as 'liverseg data split')")
+    p.add_argument(
+        "--size",
+        nargs=3,
+        type=int,
+        default=list(DEFAULT_SHAPE),
+        metavar=("Z", "Y", "X"),
+        help="array shape (default %(default)s)",
+    )
+    p.add_argument(
+        "--spacing",
+        nargs=3,
+        type=float,
+        default=list(DEFAULT_SPACING),
+        metavar=("Z", "Y", "X"),
+        help="voxel size in mm (default %(default)s)",
+    )
+    p.add_argument(
+        "--tumor-free-every",
+        type=int,
+        default=5,
+        metavar="K",
+        help="every K-th case has no tumor (cases 1, 1+K, ...; 0: all have tumors; default 5)",
+    )
+    p.add_argument(
+        "--folds",
+        type=int,
+        default=None,
+        metavar="K",
+        help="also store K patient-level folds in dataset.json (as 'liverseg data split')",
+    )
     p.add_argument("--name", default=None, help="dataset name (default phantoms_seed<S>)")
     p.set_defaults(func=cmd_synth)

@@ -43,8 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("ct", type=Path, metavar="CT", help="CT file (NIfTI, NRRD, MHA) or DICOM folder/zip")
     p.add_argument("label", type=Path, metavar="LABEL", help="label map on the CT's grid (0/1/2)")
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="output folder")
-    p.add_argument("--n", type=_non_negative, default=None, metavar="N",
-                   help="number of lesions (default: random, from the parameters' count range)")
+    p.add_argument(
+        "--n",
+        type=_non_negative,
+        default=None,
+        metavar="N",
+        help="number of lesions (default: random, from the parameters' count range)",
+    )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--params", type=Path, metavar="FILE", help="JSON/YAML mapping of LesionParams fields")
     p.set_defaults(func=run_synth)
@@ -62,7 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--params", type=Path, metavar="FILE", help="JSON/YAML mapping of LesionParams fields")
     r.add_argument("--markdown", type=Path, metavar="FILE", help="write the table as markdown")
     r.add_argument("--json", type=Path, metavar="FILE", help="write per-lesion values and the summary")
-    r.add_argument("--gallery", type=Path, metavar="PNG", help="write a gallery of real and synthetic lesions")
+    r.add_argument(
+        "--gallery", type=Path, metavar="PNG", help="write a gallery of real and synthetic lesions"
+    )
     r.set_defaults(func=run_realism)
 
 
@@ -104,7 +111,11 @@ def run_realism(args: argparse.Namespace) -> int:
     from liverseg.augment.synthesize import load_params_file
 
     result = _run(
-        args.prepared_dir, seeds=args.seeds, count=args.n, params=load_params_file(args.params), case_ids=args.cases
+        args.prepared_dir,
+        seeds=args.seeds,
+        count=args.n,
+        params=load_params_file(args.params),
+        case_ids=args.cases,
     )
     print(result.table())
     if args.markdown:

@@ -17,13 +17,24 @@ from liverseg.service.config import DEFAULT_DATA_DIR
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("users", help="manage web application accounts", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "users",
+        help="manage web application accounts",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="users_command", metavar="ACTION", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=f"data folder (default ./{DEFAULT_DATA_DIR})")
-        sp.add_argument("--db", default=None, metavar="URL", help="database URL (default: SQLite in the data dir)")
+        sp.add_argument(
+            "--data-dir",
+            type=Path,
+            default=DEFAULT_DATA_DIR,
+            help=f"data folder (default ./{DEFAULT_DATA_DIR})",
+        )
+        sp.add_argument(
+            "--db", default=None, metavar="URL", help="database URL (default: SQLite in the data dir)"
+        )
 
     add = sub.add_parser("add", help="create an account")
     add.add_argument("name")
@@ -34,8 +45,10 @@ def register(subparsers: Any) -> None:
     ls = sub.add_parser("list", help="list accounts")
     common(ls)
     ls.set_defaults(func=cmd_list)
-    for name, func, text in (("disable", cmd_disable, "disable an account and end its sessions"),
-                             ("enable", cmd_enable, "re-enable a disabled account")):
+    for name, func, text in (
+        ("disable", cmd_disable, "disable an account and end its sessions"),
+        ("enable", cmd_enable, "re-enable a disabled account"),
+    ):
         sp = sub.add_parser(name, help=text)
         sp.add_argument("name")
         common(sp)
@@ -88,7 +101,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         users = s.scalars(select(User).order_by(User.name)).all()
         print(f"{'name':<24} {'role':<10} {'status':<9} created (UTC)")
         for u in users:
-            print(f"{u.name:<24} {u.role:<10} {'disabled' if u.disabled else 'active':<9} {u.created_at:%Y-%m-%d %H:%M}")
+            print(
+                f"{u.name:<24} {u.role:<10} {'disabled' if u.disabled else 'active':<9} {u.created_at:%Y-%m-%d %H:%M}"
+            )
     return 0
 
 

@@ -131,14 +131,11 @@ def volume_files(folder: Path, *, recursive: bool = False) -> list[Path]:
     """Volume files (by :data:`NIFTI_SUFFIXES`) in ``folder``, skipping hidden/``._`` files."""
     it: Iterable[Path] = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(
-        p for p in it
-        if p.is_file() and not p.name.startswith(".") and strip_image_suffix(p.name) is not None
+        p for p in it if p.is_file() and not p.name.startswith(".") and strip_image_suffix(p.name) is not None
     )
 
 
-def apply_value_map(
-    label: Volume, value_map: Mapping[int, int], *, path: Path | str | None = None
-) -> Volume:
+def apply_value_map(label: Volume, value_map: Mapping[int, int], *, path: Path | str | None = None) -> Volume:
     """Map source label values to liverseg labels (uint8 0/1/2).
 
     Args:

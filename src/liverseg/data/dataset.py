@@ -48,6 +48,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class PreparedDataset:
     """A prepared dataset folder, as read by :func:`load_dataset`.
@@ -179,13 +180,15 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != DATASET_FORMAT:
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise InputError(
-            f"expected a dataset.json with \"format\": \"{DATASET_FORMAT}\", got format {got!r} "
+            f'expected a dataset.json with "format": "{DATASET_FORMAT}", got format {got!r} '
             "(an MSD/nnU-Net dataset.json? prepare it first with `liverseg data prepare --format msd`)",
             path,
         )
     version = data.get("version")
     if version != DATASET_VERSION:
-        raise InputError(f"unsupported prepared-dataset version {version!r}, expected {DATASET_VERSION}", path)
+        raise InputError(
+            f"unsupported prepared-dataset version {version!r}, expected {DATASET_VERSION}", path
+        )
     return data
 
 

@@ -33,7 +33,12 @@ __all__ = ["classify_structure", "discover_ircadb", "ircadb_case_id", "load_irca
 log = logging.getLogger(__name__)
 
 LIVER, LIVER_TUMOR, LIVER_CYST, OTHER_TUMOR, LIVER_OTHER, OTHER = (
-    "liver", "liver_tumor", "liver_cyst", "other_tumor", "liver_other", "other",
+    "liver",
+    "liver_tumor",
+    "liver_cyst",
+    "other_tumor",
+    "liver_other",
+    "other",
 )
 #: a liver-tumor mask with less than this fraction inside the liver mask gets a warning
 MIN_INSIDE_FRACTION = 0.5
@@ -106,8 +111,10 @@ def _structures(masks: Path) -> dict[str, str]:
             continue
         out.setdefault(parent.name, parent.as_posix())
     if not out:
-        raise InputError("expected one sub-folder of DICOM slices per structure (liver, livertumor01, ...), found none",
-                         masks)
+        raise InputError(
+            "expected one sub-folder of DICOM slices per structure (liver, livertumor01, ...), found none",
+            masks,
+        )
     return dict(sorted(out.items()))
 
 
@@ -122,8 +129,9 @@ def load_ircadb_patient(folder: Path) -> LoadedCase:
 
     ct_path, masks_path = _member(folder, "PATIENT_DICOM"), _member(folder, "MASKS_DICOM")
     if ct_path is None or masks_path is None:
-        raise InputError("expected PATIENT_DICOM and MASKS_DICOM (folders or .zip) in the patient folder",
-                         folder)
+        raise InputError(
+            "expected PATIENT_DICOM and MASKS_DICOM (folders or .zip) in the patient folder", folder
+        )
     image = read_dicom_series(ct_path)
     structures = _structures(masks_path)
     kinds = {name: classify_structure(name) for name in structures}
@@ -184,7 +192,8 @@ def load_ircadb_patient(folder: Path) -> LoadedCase:
         "masks": str(masks_path),
     }
     log.info(
-        "%s: %s", folder.name,
+        "%s: %s",
+        folder.name,
         "; ".join(f"{n} -> {_ACTION[k]}" for n, k in kinds.items() if k != OTHER) or "no liver structures",
     )
     for w in warnings:
@@ -207,7 +216,8 @@ def discover_ircadb(src: Path, options: LayoutOptions) -> list[SourceCase]:
     if not folders:
         raise InputError(
             "expected a 3D-IRCADb patient folder (with PATIENT_DICOM and MASKS_DICOM, folders or "
-            ".zip) or a folder of them, found none", src
+            ".zip) or a folder of them, found none",
+            src,
         )
     cases = []
     for f in folders:

@@ -48,7 +48,9 @@ def discover_cases(fmt: str, src: str | Path, options: LayoutOptions | None = No
     if fmt not in LAYOUTS:
         raise ConfigError(f"unknown format {fmt!r}; expected one of {', '.join(LAYOUTS)}")
     if options.spacing_zyx is not None and fmt not in ("mrc", "png-slices"):
-        raise ConfigError(f"--spacing applies to formats without stored spacing (mrc, png-slices), not {fmt!r}")
+        raise ConfigError(
+            f"--spacing applies to formats without stored spacing (mrc, png-slices), not {fmt!r}"
+        )
     src = Path(src)
     if not src.is_dir():
         raise InputError(f"does not exist or is not a folder; expected a {fmt} source folder", src)
@@ -56,6 +58,8 @@ def discover_cases(fmt: str, src: str | Path, options: LayoutOptions | None = No
     seen: dict[str, Path] = {}
     for c in cases:
         if c.case_id in seen:
-            raise InputError(f"two sources give the case id {c.case_id!r}: {seen[c.case_id]} and {c.source}", src)
+            raise InputError(
+                f"two sources give the case id {c.case_id!r}: {seen[c.case_id]} and {c.source}", src
+            )
         seen[c.case_id] = c.source
     return cases

@@ -48,7 +48,9 @@ def read_mrc_array(path: Path) -> np.ndarray:
 
 
 def load_mrc_pair(
-    image_path: Path, label_path: Path, spacing_zyx: tuple[float, float, float] | None,
+    image_path: Path,
+    label_path: Path,
+    spacing_zyx: tuple[float, float, float] | None,
     value_map: dict[int, int],
 ) -> LoadedCase:
     """Read an image/label MRC pair as LPS volumes (see the module docstring for the axes)."""
@@ -68,7 +70,8 @@ def load_mrc_pair(
     if img.shape != lab.shape:
         raise GeometryError(f"{label_path}: label shape {lab.shape} differs from image shape {img.shape}")
     image = Volume(
-        np.ascontiguousarray(img.transpose(2, 1, 0), dtype=np.float32), spacing_zyx,
+        np.ascontiguousarray(img.transpose(2, 1, 0), dtype=np.float32),
+        spacing_zyx,
         metadata={"source": str(image_path)},
     )
     label_raw = image.with_array(np.ascontiguousarray(lab.transpose(2, 1, 0)))
@@ -96,8 +99,11 @@ def discover_mrc(src: Path, options: LayoutOptions) -> list[SourceCase]:
             if m and m.group(1) not in found:
                 found[m.group(1)] = p
     if not images:
-        raise InputError("expected img_<N>.mrc and lab_<N>.mrc files (e.g. the unzipped "
-                         "liver-ct-segmentation-package wheel), found none", src)
+        raise InputError(
+            "expected img_<N>.mrc and lab_<N>.mrc files (e.g. the unzipped "
+            "liver-ct-segmentation-package wheel), found none",
+            src,
+        )
     missing = sorted(set(images) - set(labels))
     if missing:
         raise InputError(f"no lab_<N>.mrc label for: {', '.join(images[k].name for k in missing)}", src)
@@ -105,8 +111,13 @@ def discover_mrc(src: Path, options: LayoutOptions) -> list[SourceCase]:
     cases = []
     for key in sorted(images):
         cid = f"lits_{int(key)}" if key.isdigit() else f"lits_{sanitize_id(key)}"
-        cases.append(SourceCase(
-            cid, cid, images[key], "mrc",
-            lambda i=images[key], lab=labels[key]: load_mrc_pair(i, lab, options.spacing_zyx, value_map),
-        ))
+        cases.append(
+            SourceCase(
+                cid,
+                cid,
+                images[key],
+                "mrc",
+                lambda i=images[key], lab=labels[key]: load_mrc_pair(i, lab, options.spacing_zyx, value_map),
+            )
+        )
     return cases

@@ -101,18 +101,21 @@ def discover_lits(src: Path, options: LayoutOptions) -> list[SourceCase]:
     if not volumes:
         raise InputError(
             "expected a LiTS folder with volume-N.nii[.gz] and segmentation-N.nii[.gz] files "
-            "(possibly in subfolders), found no volume-N file", src
+            "(possibly in subfolders), found no volume-N file",
+            src,
         )
     missing = sorted(set(volumes) - set(segmentations))
     if missing:
         raise InputError(
             f"LiTS volumes without a segmentation-N file: {', '.join(f'volume-{n}' for n in missing)} "
-            "(a prepared dataset needs a label for every case)", src
+            "(a prepared dataset needs a label for every case)",
+            src,
         )
     value_map = dict(options.value_map or IDENTITY_MAP)
     return [
-        SourceCase(f"lits_{n}", f"lits_{n}", volumes[n], "lits",
-                   _loader(volumes[n], segmentations[n], value_map))
+        SourceCase(
+            f"lits_{n}", f"lits_{n}", volumes[n], "lits", _loader(volumes[n], segmentations[n], value_map)
+        )
         for n in sorted(volumes)
     ]
 
@@ -140,7 +143,8 @@ def _msd_value_map(labels: Any, where: Path) -> dict[int, int]:
         else:
             raise InputError(
                 f"label {value} ({name!r}) in dataset.json is neither background, liver nor a tumor; "
-                "pass --map SRC=DST for every label value", where
+                "pass --map SRC=DST for every label value",
+                where,
             )
     return out
 
@@ -233,7 +237,8 @@ def discover_nifti_pairs(src: Path, options: LayoutOptions) -> list[SourceCase]:
     if not pairs:
         raise InputError(
             "expected images/ + labels/ folders with matching names, or <name>_image / <name>_label "
-            "files (.nii.gz, .nii, .nrrd, .mha), found none", src
+            "files (.nii.gz, .nii, .nrrd, .mha), found none",
+            src,
         )
     cases = []
     for name, (img, lab) in sorted(pairs.items()):

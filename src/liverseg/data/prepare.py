@@ -96,8 +96,12 @@ def prepare_case(out: Path, source: SourceCase, loaded: LoadedCase) -> CaseInfo:
     )
     log.info(
         "%s: %s, spacing %s mm, liver %.1f ml, tumor %.1f ml in %d component(s)",
-        info.id, "x".join(map(str, info.shape_zyx)), info.spacing_zyx_mm, info.liver_volume_ml,
-        info.tumor_volume_ml, info.tumor_components,
+        info.id,
+        "x".join(map(str, info.shape_zyx)),
+        info.spacing_zyx_mm,
+        info.liver_volume_ml,
+        info.tumor_volume_ml,
+        info.tumor_components,
     )
     return info
 
@@ -107,8 +111,9 @@ def _load_state(out: Path, name: str | None) -> _State:
         return _State(name or out.resolve().name, _now(), {}, None, None)
     ds = load_dataset(out, check_files=False)
     log.info("%s: updating the existing dataset (%d case(s))", out, len(ds.cases))
-    return _State(name or ds.name, ds.created or _now(), {c.id: c for c in ds.cases}, ds.splits,
-                  set(ds.case_ids))
+    return _State(
+        name or ds.name, ds.created or _now(), {c.id: c for c in ds.cases}, ds.splits, set(ds.case_ids)
+    )
 
 
 def _save(out: Path, state: _State) -> None:
@@ -158,10 +163,14 @@ def prepare_dataset(
     for source in progress(sources, desc=f"prepare {fmt}", unit="case"):
         old = state.cases.get(source.case_id)
         if old is not None and old.source and Path(old.source) != Path(source.source).resolve():
-            log.warning("%s: replacing the case prepared from %s with %s", source.case_id, old.source, source.source)
+            log.warning(
+                "%s: replacing the case prepared from %s with %s", source.case_id, old.source, source.source
+            )
         info = prepare_case(out, source, source.load())
         state.cases[source.case_id] = info
         _save(out, state)
     if state.splits is not None and state.split_ids != set(state.cases):
-        log.warning("%s: the set of cases changed; the old splits were removed, re-run `liverseg data split`", out)
+        log.warning(
+            "%s: the set of cases changed; the old splits were removed, re-run `liverseg data split`", out
+        )
     return load_dataset(out)

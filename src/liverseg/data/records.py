@@ -33,8 +33,20 @@ LABEL_NAMES: dict[str, str] = {"0": "background", "1": "liver", "2": "tumor"}
 
 # Keys of a case entry that CaseInfo models explicitly; anything else is kept in ``extra``.
 _CASE_KEYS = (
-    "id", "patient_id", "image", "label", "source", "shape_zyx", "spacing_zyx_mm", "hu_range",
-    "liver_volume_ml", "tumor_volume_ml", "tumor_components", "image_sha256", "label_sha256", "mapping",
+    "id",
+    "patient_id",
+    "image",
+    "label",
+    "source",
+    "shape_zyx",
+    "spacing_zyx_mm",
+    "hu_range",
+    "liver_volume_ml",
+    "tumor_volume_ml",
+    "tumor_components",
+    "image_sha256",
+    "label_sha256",
+    "mapping",
 )
 
 

@@ -49,7 +49,9 @@ def load_chaos(folder: Path) -> LoadedCase:
 
     image, label = _checked(*read_chaos_case(folder), folder, "CHAOS ground truth")
     if np.any(label.array == 2):
-        raise InputError("CHAOS CT ground truth is liver only, but the label map holds tumor (2) voxels", folder)
+        raise InputError(
+            "CHAOS CT ground truth is liver only, but the label map holds tumor (2) voxels", folder
+        )
     mapping = {
         "ground": str(folder / "Ground"),
         "values": {"0": 0, "255 (liver)": 1},
@@ -65,12 +67,15 @@ def discover_chaos(src: Path, options: LayoutOptions) -> list[SourceCase]:
     ``chaos-ct-3`` -> ``chaos_03``).
     """
     _no_map(options, "chaos")
-    folders = [src] if _is_chaos_case(src) else sorted(
-        p for p in src.rglob("*") if p.is_dir() and _is_chaos_case(p)
+    folders = (
+        [src]
+        if _is_chaos_case(src)
+        else sorted(p for p in src.rglob("*") if p.is_dir() and _is_chaos_case(p))
     )
     if not folders:
-        raise InputError("expected a CHAOS CT case folder (DICOM_anon/ and Ground/) or a folder of them, "
-                         "found none", src)
+        raise InputError(
+            "expected a CHAOS CT case folder (DICOM_anon/ and Ground/) or a folder of them, found none", src
+        )
     cases = []
     for f in folders:
         n = case_number(f.name)
@@ -90,7 +95,8 @@ def load_png_case(folder: Path, spacing_zyx: tuple[float, float, float] | None) 
 
     image, label = _checked(
         *read_png_stack(folder / "images", folder / "masks", spacing_zyx=spacing_zyx, mask_encoding="seed"),
-        folder, "PNG mask stack",
+        folder,
+        "PNG mask stack",
     )
     warnings = [
         f"{folder.name}: PNG slices hold 8-bit windowed grey values 0..255, not Hounsfield units; "
@@ -115,15 +121,16 @@ def discover_png_slices(src: Path, options: LayoutOptions) -> list[SourceCase]:
     Case and patient id ``png_<folder name>``.
     """
     _no_map(options, "png-slices")
-    folders = [src] if _is_png_case(src) else sorted(
-        p for p in src.rglob("*") if p.is_dir() and _is_png_case(p)
+    folders = (
+        [src] if _is_png_case(src) else sorted(p for p in src.rglob("*") if p.is_dir() and _is_png_case(p))
     )
     if not folders:
-        raise InputError("expected a folder with images/ and masks/ PNG slices (or a folder of such "
-                         "folders), found none", src)
+        raise InputError(
+            "expected a folder with images/ and masks/ PNG slices (or a folder of such folders), found none",
+            src,
+        )
     cases = []
     for f in folders:
         cid = f"png_{sanitize_id(f.name)}"
-        cases.append(SourceCase(cid, cid, f, "png-slices",
-                                lambda f=f: load_png_case(f, options.spacing_zyx)))
+        cases.append(SourceCase(cid, cid, f, "png-slices", lambda f=f: load_png_case(f, options.spacing_zyx)))
     return cases

@@ -28,9 +28,7 @@ def _group_patients(cases: Sequence[CaseInfo]) -> dict[str, tuple[list[str], boo
     groups: dict[str, list[CaseInfo]] = {}
     for c in cases:
         groups.setdefault(c.patient_id, []).append(c)
-    return {
-        p: (sorted(c.id for c in cs), any(c.has_tumor for c in cs)) for p, cs in sorted(groups.items())
-    }
+    return {p: (sorted(c.id for c in cs), any(c.has_tumor for c in cs)) for p, cs in sorted(groups.items())}
 
 
 def _allocate(total: int, sizes: Sequence[int]) -> list[int]:
@@ -96,7 +94,7 @@ def make_splits(
         )
     quota = _allocate(n_test, [len(order[True]), len(order[False])])
     test_patients = order[True][: quota[0]] + order[False][: quota[1]]
-    rest = {True: order[True][quota[0]:], False: order[False][quota[1]:]}
+    rest = {True: order[True][quota[0] :], False: order[False][quota[1] :]}
 
     fold_patients: list[list[str]] = [[] for _ in range(k)]
     if lopo:
@@ -129,7 +127,13 @@ def make_splits(
     )
     for j, (_, val) in enumerate(splits.folds):
         n_t = sum(patients[p][1] for p in fold_patients[j])
-        log.info("fold %d: %d val case(s) from %d patient(s), %d with tumor", j, len(val), len(fold_patients[j]), n_t)
+        log.info(
+            "fold %d: %d val case(s) from %d patient(s), %d with tumor",
+            j,
+            len(val),
+            len(fold_patients[j]),
+            n_t,
+        )
     if splits.test:
         log.info("test: %s", ", ".join(splits.test))
     return splits

@@ -99,8 +99,12 @@ def _render(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = []
     for j, r in enumerate([header, *rows]):
-        lines.append("  ".join(str(v).ljust(w) if i < 2 else str(v).rjust(w) for i, (v, w) in
-                               enumerate(zip(r, widths, strict=True))).rstrip())
+        lines.append(
+            "  ".join(
+                str(v).ljust(w) if i < 2 else str(v).rjust(w)
+                for i, (v, w) in enumerate(zip(r, widths, strict=True))
+            ).rstrip()
+        )
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -112,25 +116,38 @@ def stats_table(dataset: PreparedDataset) -> str:
     Columns: case id, patient, shape ``z x y x x``, spacing mm ``(z, y, x)``, liver ml (whole
     liver), tumor ml, tumor components, HU p0.5..p99.5, HU min..max.
     """
-    header = ["case", "patient", "shape_zyx", "spacing_zyx_mm", "liver_ml", "tumor_ml", "tumors",
-              "HU_p0.5..p99.5", "HU_min..max"]
+    header = [
+        "case",
+        "patient",
+        "shape_zyx",
+        "spacing_zyx_mm",
+        "liver_ml",
+        "tumor_ml",
+        "tumors",
+        "HU_p0.5..p99.5",
+        "HU_min..max",
+    ]
     cases = list(dataset.cases)
     rows = [_row(c) for c in cases]
     n_tumor = sum(c.has_tumor for c in cases)
-    rows.append([
-        f"total: {len(cases)} cases",
-        f"{len(dataset.patients)} patients",
-        f"{sum(int(np.prod(c.shape_zyx)) for c in cases) / 1e6:.1f} Mvox",
-        "",
-        f"{sum(c.liver_volume_ml for c in cases):.1f}",
-        f"{sum(c.tumor_volume_ml for c in cases):.1f}",
-        str(sum(c.tumor_components for c in cases)),
-        f"{n_tumor} with tumor",
-        "",
-    ])
+    rows.append(
+        [
+            f"total: {len(cases)} cases",
+            f"{len(dataset.patients)} patients",
+            f"{sum(int(np.prod(c.shape_zyx)) for c in cases) / 1e6:.1f} Mvox",
+            "",
+            f"{sum(c.liver_volume_ml for c in cases):.1f}",
+            f"{sum(c.tumor_volume_ml for c in cases):.1f}",
+            str(sum(c.tumor_components for c in cases)),
+            f"{n_tumor} with tumor",
+            "",
+        ]
+    )
     text = _render(header, rows)
     foot = [f"dataset {dataset.name}: fingerprint {dataset.fingerprint[:16]}"]
     if dataset.splits is not None:
         s = dataset.splits
-        foot.append(f"splits: {len(s.folds)} folds ({s.method}, seed {s.seed}), test: {', '.join(s.test) or '-'}")
+        foot.append(
+            f"splits: {len(s.folds)} folds ({s.method}, seed {s.seed}), test: {', '.join(s.test) or '-'}"
+        )
     return text + "\n" + "\n".join(foot)

@@ -28,8 +28,7 @@ ProgressFn = Callable[[str, float], None]
 # smallest adult livers are ~600 ml; 50 ml also covers scans that catch only the liver's tip).
 MIN_LIVER_PARENCHYMA_ML = 50.0
 NO_LIVER_WARNING = (
-    "no liver was found in this scan (is it an abdominal CT covering the liver?); "
-    "the label map is empty"
+    "no liver was found in this scan (is it an abdominal CT covering the liver?); the label map is empty"
 )
 
 
@@ -66,7 +65,9 @@ class SegmentResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def segment_volume(image: Volume, options: SegmentOptions = SegmentOptions(), progress: ProgressFn | None = None) -> SegmentResult:
+def segment_volume(
+    image: Volume, options: SegmentOptions = SegmentOptions(), progress: ProgressFn | None = None
+) -> SegmentResult:
     """Segment liver and tumors in a CT ``image`` (HU). See the module docstring for the steps."""
     from liverseg.catalog import resolve_model
     from liverseg.inference.backends import resolve_device
@@ -84,7 +85,9 @@ def segment_volume(image: Volume, options: SegmentOptions = SegmentOptions(), pr
     warnings.extend(str(w) for w in (ct_stats or {}).get("warnings", []))
     dropped = (image.metadata.get("dicom") or {}).get("dropped_files") or []
     if dropped:
-        warnings.append(f"DICOM slice(s) lying off the regular stack were dropped: {', '.join(map(str, dropped))}")
+        warnings.append(
+            f"DICOM slice(s) lying off the regular stack were dropped: {', '.join(map(str, dropped))}"
+        )
     bundle = resolve_model(options.model)
     device = resolve_device(options.device)
     backend = options.backend
@@ -98,7 +101,9 @@ def segment_volume(image: Volume, options: SegmentOptions = SegmentOptions(), pr
     timings["reorient"] = time.perf_counter() - t0
     report("preprocess", 1.0)
 
-    result = cascade.segment(canon, tta=options.tta, keep_probabilities=options.keep_probabilities, progress=report)
+    result = cascade.segment(
+        canon, tta=options.tta, keep_probabilities=options.keep_probabilities, progress=report
+    )
     timings.update(result.timings_s)
 
     t0 = time.perf_counter()
@@ -170,7 +175,9 @@ def run_segment(
     image = read_volume(input_path, kind="image")
     t_read = time.perf_counter() - t0
     if dicom_seg is not None and "dicom" not in image.metadata:
-        raise InputError("--dicom-seg needs a DICOM series as input (folder or .zip), got a non-DICOM file", input_path)
+        raise InputError(
+            "--dicom-seg needs a DICOM series as input (folder or .zip), got a non-DICOM file", input_path
+        )
     if probabilities is not None:
         options = SegmentOptions(**{**options.__dict__, "keep_probabilities": True})
 
@@ -187,7 +194,12 @@ def run_segment(
 
     input_info = {"name": input_path.name, "format": _input_format(input_path, image)}
     report = build_report(
-        image, result.labels, model=result.model, timings_s=timings, input_info=input_info, warnings=result.warnings
+        image,
+        result.labels,
+        model=result.model,
+        timings_s=timings,
+        input_info=input_info,
+        warnings=result.warnings,
     )
     t0 = time.perf_counter()
     if html is not None:

@@ -65,7 +65,9 @@ def fill_liver_holes(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def remove_small_lesions(labels: np.ndarray, spacing_zyx: tuple[float, float, float], min_mm3: float) -> np.ndarray:
+def remove_small_lesions(
+    labels: np.ndarray, spacing_zyx: tuple[float, float, float], min_mm3: float
+) -> np.ndarray:
     """Relabel tumor components smaller than ``min_mm3`` (mm^3) as liver."""
     if min_mm3 <= 0 or not (labels == TUMOR).any():
         return labels.copy()
@@ -81,7 +83,9 @@ def remove_small_lesions(labels: np.ndarray, spacing_zyx: tuple[float, float, fl
     return out
 
 
-def filter_lesions_by_confidence(labels: np.ndarray, tumor_prob: np.ndarray, min_mean_prob: float) -> np.ndarray:
+def filter_lesions_by_confidence(
+    labels: np.ndarray, tumor_prob: np.ndarray, min_mean_prob: float
+) -> np.ndarray:
     """Relabel lesion candidates whose mean tumor probability is below ``min_mean_prob`` as liver.
 
     Args:

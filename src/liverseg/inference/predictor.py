@@ -36,7 +36,9 @@ class StageRunner:
     batch_size: int = 8
     chunk_slices: int = 32
 
-    def predict_array(self, array_hu: np.ndarray, progress: Callable[[float], None] | None = None) -> np.ndarray:
+    def predict_array(
+        self, array_hu: np.ndarray, progress: Callable[[float], None] | None = None
+    ) -> np.ndarray:
         """Class probabilities ``(K, z, y, x)`` float32 for every axial slice of ``array_hu`` ``(z, y, x)``.
 
         The 2.5D input of slice ``z`` is built by the training code's ``make_slab`` from slices
@@ -147,7 +149,9 @@ class Cascade:
         timings["stage2_liver_tumor"] = time.perf_counter() - t0
         return self._finish(box_probs, box, canon, keep_probabilities, timings)
 
-    def locate_liver(self, canon: Volume, progress: Callable[[float], None] | None = None) -> tuple[slice, ...] | None:
+    def locate_liver(
+        self, canon: Volume, progress: Callable[[float], None] | None = None
+    ) -> tuple[slice, ...] | None:
         """Stage 1: the liver's bounding box on the canonical grid (with the stage-2 margin), or None."""
         from liverseg.preprocessing import label_bbox, resample_to_spacing
 

@@ -128,9 +128,7 @@ class Volume:
         """A new volume on the same grid with another array of the same shape."""
         array = np.asarray(array)
         if array.shape != self.array.shape:
-            raise GeometryError(
-                f"with_array needs shape {self.array.shape}, got {array.shape}"
-            )
+            raise GeometryError(f"with_array needs shape {self.array.shape}, got {array.shape}")
         return Volume(array, self.spacing, self.origin, self.direction, {**self.metadata, **metadata})
 
     def same_grid(self, other: Volume, *, atol: float = 1e-3) -> bool:
@@ -167,9 +165,7 @@ class Volume:
         import SimpleITK as sitk
 
         if image.GetDimension() != 3:
-            raise InputError(
-                f"expected a 3D image, got {image.GetDimension()}D with size {image.GetSize()}"
-            )
+            raise InputError(f"expected a 3D image, got {image.GetDimension()}D with size {image.GetSize()}")
         if image.GetNumberOfComponentsPerPixel() != 1:
             raise InputError(
                 f"expected a scalar image, got {image.GetNumberOfComponentsPerPixel()} components per voxel"
@@ -246,9 +242,7 @@ class Reorientation:
         """Map a canonical-grid volume (e.g. a label map) back onto the input's exact grid."""
         expected = self.to_canonical_array(np.empty(self.original.shape, dtype=bool)).shape
         if volume.shape != expected:
-            raise GeometryError(
-                f"array on the canonical grid must have shape {expected}, got {volume.shape}"
-            )
+            raise GeometryError(f"array on the canonical grid must have shape {expected}, got {volume.shape}")
         return self.original.with_array(self.to_original_array(volume.array))
 
 

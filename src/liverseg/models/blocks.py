@@ -169,7 +169,9 @@ class UpBlock(nn.Module):
     Shapes: x (N, in_ch, h, w), skip (N, skip_ch, 2h, 2w) -> (N, out_ch, 2h, 2w).
     """
 
-    def __init__(self, in_ch: int, skip_ch: int, out_ch: int, *, mode: str = "transpose", dropout: float = 0.0):
+    def __init__(
+        self, in_ch: int, skip_ch: int, out_ch: int, *, mode: str = "transpose", dropout: float = 0.0
+    ):
         super().__init__()
         self.mode = mode
         if mode == "transpose":
@@ -177,7 +179,9 @@ class UpBlock(nn.Module):
             self.up: nn.Module = nn.ConvTranspose2d(in_ch, up_ch, kernel_size=2, stride=2)
         else:
             up_ch = in_ch
-            self.up = nn.Upsample(scale_factor=2.0, mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))
+            self.up = nn.Upsample(
+                scale_factor=2.0, mode=mode, **({"align_corners": False} if mode == "bilinear" else {})
+            )
         self.conv = DoubleConv(up_ch + skip_ch, out_ch, dropout=dropout)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:

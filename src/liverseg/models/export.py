@@ -50,7 +50,9 @@ def export_onnx(
     Returns: ``path``.
     Raises: OutputError if the file cannot be written.
     """
-    channels = check_int("in_channels", in_channels if in_channels is not None else getattr(model, "in_channels", 0))
+    channels = check_int(
+        "in_channels", in_channels if in_channels is not None else getattr(model, "in_channels", 0)
+    )
     h, w = (check_int("example_size[0]", example_size[0]), check_int("example_size[1]", example_size[1]))
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")

@@ -18,7 +18,15 @@ from liverseg.models.blocks import (
 __all__ = ["MobileUNet"]
 
 # MobileNetV2 (Sandler et al. 2018, table 2): (expansion t, channels c, repeats n, stride s).
-_MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+_MOBILENET_V2 = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 # Index (into _MOBILENET_V2) of the last group at each stride 2, 4, 8, 16, 32: the skip taps.
 _TAPS = (0, 1, 2, 4, 6)
 _DECODER = (96, 32, 24, 16, 16)  # decoder widths at strides 16, 8, 4, 2, 1 (times width_mult)
@@ -52,8 +60,10 @@ class MobileUNet(SegmentationNet):
         prev = stem_ch
         for t, c, n, s in _MOBILENET_V2:
             out = make_divisible(c * width_mult)
-            blocks = [InvertedResidual(prev if i == 0 else out, out, stride=s if i == 0 else 1, expand_ratio=t)
-                      for i in range(n)]
+            blocks = [
+                InvertedResidual(prev if i == 0 else out, out, stride=s if i == 0 else 1, expand_ratio=t)
+                for i in range(n)
+            ]
             groups.append(nn.Sequential(*blocks))
             enc_channels.append(out)
             prev = out

@@ -77,4 +77,8 @@ def build_model(name: str, in_channels: int, out_channels: int, **kwargs: Any) -
 
 def describe(name: str) -> Mapping[str, Any]:
     """``{"name", "description", "default_kwargs"}`` of a registered model."""
-    return {"name": name, "description": model_class(name).description, "default_kwargs": default_kwargs(name)}
+    return {
+        "name": name,
+        "description": model_class(name).description,
+        "default_kwargs": default_kwargs(name),
+    }

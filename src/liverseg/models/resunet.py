@@ -37,7 +37,13 @@ class ResUNet(SegmentationNet):
     description = "ResUNet (Zhang 2018): pre-activation residual units throughout"
 
     def __init__(
-        self, in_channels: int, out_channels: int, *, features: int = 64, depth: int = 3, upsample: str = "nearest"
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        features: int = 64,
+        depth: int = 3,
+        upsample: str = "nearest",
     ) -> None:
         super().__init__(in_channels, out_channels)
         check_int("features", features)
@@ -51,7 +57,9 @@ class ResUNet(SegmentationNet):
             + [PreActResidualUnit(ch[i - 1], ch[i], stride=2) for i in range(1, depth)]
         )
         self.bridge = PreActResidualUnit(ch[depth - 1], ch[depth], stride=2)
-        self.up = nn.Upsample(scale_factor=2.0, mode=upsample, **({"align_corners": False} if upsample == "bilinear" else {}))
+        self.up = nn.Upsample(
+            scale_factor=2.0, mode=upsample, **({"align_corners": False} if upsample == "bilinear" else {})
+        )
         self.decoder = nn.ModuleList(
             [PreActResidualUnit(ch[i + 1] + ch[i], ch[i]) for i in reversed(range(depth))]
         )

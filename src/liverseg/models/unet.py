@@ -48,7 +48,10 @@ class UNet(SegmentationNet):
         ch = channels_at(features, depth)
         self.encoder = nn.ModuleList(
             [DoubleConv(in_channels, ch[0])]
-            + [DoubleConv(ch[i - 1], ch[i], dropout=dropout if i == depth - 1 else 0.0) for i in range(1, depth)]
+            + [
+                DoubleConv(ch[i - 1], ch[i], dropout=dropout if i == depth - 1 else 0.0)
+                for i in range(1, depth)
+            ]
         )
         self.pool = nn.MaxPool2d(2)
         self.bottleneck = DoubleConv(ch[depth - 1], ch[depth], dropout=dropout)

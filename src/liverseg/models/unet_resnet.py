@@ -48,7 +48,9 @@ class UNetResNet(SegmentationNet):
         dropout = check_float("dropout", dropout, 0.0, 1.0, high_inclusive=False)
         dec = tuple(decoder_channels)
         if len(dec) != 5:
-            raise ConfigError(f"decoder_channels must list 5 widths (coarse to fine), got {decoder_channels!r}")
+            raise ConfigError(
+                f"decoder_channels must list 5 widths (coarse to fine), got {decoder_channels!r}"
+            )
         for c in dec:
             check_int("decoder_channels[i]", c)
         self.stride = 32
@@ -86,6 +88,8 @@ class UNetResNet34(UNetResNet):
 
 
 class UNetResNet50(UNetResNet):
-    __doc__ = "U-Net decoder on a ResNet-50 encoder (bottleneck blocks 3-4-6-3).\n\n" + (UNetResNet.__doc__ or "")
+    __doc__ = "U-Net decoder on a ResNet-50 encoder (bottleneck blocks 3-4-6-3).\n\n" + (
+        UNetResNet.__doc__ or ""
+    )
     layout = "resnet50"
     description = "U-Net decoder on a ResNet-50 encoder (bottleneck blocks)"

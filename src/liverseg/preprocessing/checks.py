@@ -147,7 +147,9 @@ def check_ct_intensities(volume: Volume, *, path: str | Path | None = None) -> d
     return stats
 
 
-def check_volume_size(volume: Volume, max_voxels: int = DEFAULT_MAX_VOXELS, *, path: str | Path | None = None) -> None:
+def check_volume_size(
+    volume: Volume, max_voxels: int = DEFAULT_MAX_VOXELS, *, path: str | Path | None = None
+) -> None:
     """Raise :class:`InputError` when ``volume`` has more than ``max_voxels`` voxels.
 
     The message names the shape, the voxel count, the float32 memory it would take and the limit.

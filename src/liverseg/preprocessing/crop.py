@@ -188,7 +188,9 @@ def crop(volume: Volume, box: Sequence[slice]) -> Volume:
 crop_to_box = crop
 
 
-def uncrop(array: np.ndarray, box: Sequence[slice], full_shape: Sequence[int], fill: float | int = 0) -> np.ndarray:
+def uncrop(
+    array: np.ndarray, box: Sequence[slice], full_shape: Sequence[int], fill: float | int = 0
+) -> np.ndarray:
     """Inverse of :func:`crop` for arrays: paste ``array`` into a ``full_shape`` array at ``box``.
 
     Args:
@@ -206,7 +208,9 @@ def uncrop(array: np.ndarray, box: Sequence[slice], full_shape: Sequence[int], f
     array = np.asarray(array)
     size = tuple(s.stop - s.start for s in b)
     if array.ndim < 3 or tuple(array.shape[-3:]) != size:
-        raise GeometryError(f"array to uncrop must have spatial shape {size} (the box size), got {array.shape}")
+        raise GeometryError(
+            f"array to uncrop must have spatial shape {size} (the box size), got {array.shape}"
+        )
     out = np.full((*array.shape[:-3], *full), fill, dtype=array.dtype)
     out[(..., *b)] = array
     return out
@@ -237,11 +241,17 @@ def box_from_json(data: Sequence[Sequence[int]]) -> Box:
     return (slice(*map(int, data[0])), slice(*map(int, data[1])), slice(*map(int, data[2])))
 
 
-def grow_box(box: Sequence[slice], shape: Sequence[int], spacing_zyx: Sequence[float],
-             margin_mm: float | Sequence[float]) -> Box:
+def grow_box(
+    box: Sequence[slice],
+    shape: Sequence[int],
+    spacing_zyx: Sequence[float],
+    margin_mm: float | Sequence[float],
+) -> Box:
     """``box`` grown by ``ceil(margin_mm / spacing)`` voxels per side, clipped to ``shape``."""
     b = normalize_box(box, shape)
     m = np.ceil(_margin_triple(margin_mm) / np.asarray(spacing_zyx, dtype=float) - 1e-9).astype(int)
-    out = [slice(max(0, s.start - int(k)), min(int(n), s.stop + int(k))) for s, k, n in zip(b, m, shape, strict=True)]
+    out = [
+        slice(max(0, s.start - int(k)), min(int(n), s.stop + int(k)))
+        for s, k, n in zip(b, m, shape, strict=True)
+    ]
     return (out[0], out[1], out[2])
-

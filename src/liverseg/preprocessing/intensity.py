@@ -102,9 +102,7 @@ def _masked_values(array: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return values
 
 
-def normalize_zscore(
-    array: np.ndarray, mask: np.ndarray | None = None, *, eps: float = 1e-6
-) -> np.ndarray:
+def normalize_zscore(array: np.ndarray, mask: np.ndarray | None = None, *, eps: float = 1e-6) -> np.ndarray:
     """Zero mean, unit variance: ``(array - mean) / std`` as ``float32``.
 
     Args:

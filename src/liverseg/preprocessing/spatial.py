@@ -91,12 +91,15 @@ def resample_array(
     out_shape = tuple(int(s) for s in out_shape)
     dtype = array.dtype if order == 0 else np.dtype(np.float32)
     if array.dtype == bool and order == 0:
-        return resample_array(array.view(np.uint8), scale, offset, out_shape, order=0,
-                              chunk_voxels=chunk_voxels).view(bool)
+        return resample_array(
+            array.view(np.uint8), scale, offset, out_shape, order=0, chunk_voxels=chunk_voxels
+        ).view(bool)
     out = np.empty((*array.shape[:-3], *out_shape), dtype=dtype)
     if array.ndim == 4:
         for c in range(array.shape[0]):
-            out[c] = resample_array(array[c], scale_a, offset_a, out_shape, order=order, chunk_voxels=chunk_voxels)
+            out[c] = resample_array(
+                array[c], scale_a, offset_a, out_shape, order=order, chunk_voxels=chunk_voxels
+            )
         return out
     identity = np.allclose(scale_a, 1.0, atol=1e-12) and np.allclose(offset_a, 0.0, atol=1e-9)
     if identity and tuple(array.shape) == out_shape:
@@ -115,8 +118,9 @@ def resample_array(
     return out
 
 
-def _axis_index(n_in: int, out_idx: np.ndarray, scale: float, offset: float, order: int
-                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+def _axis_index(
+    n_in: int, out_idx: np.ndarray, scale: float, offset: float, order: int
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Source indices (and linear weights) along one axis; coordinates clamp to the edge."""
     c = np.clip(scale * out_idx.astype(np.float64) + offset, 0.0, n_in - 1.0)
     if order == 0:
@@ -128,8 +132,9 @@ def _axis_index(n_in: int, out_idx: np.ndarray, scale: float, offset: float, ord
     return i0, np.minimum(i0 + 1, n_in - 1), w
 
 
-def _interp_axis(arr: np.ndarray, axis: int, i0: np.ndarray, i1: np.ndarray | None,
-                 w: np.ndarray | None, order: int) -> np.ndarray:
+def _interp_axis(
+    arr: np.ndarray, axis: int, i0: np.ndarray, i1: np.ndarray | None, w: np.ndarray | None, order: int
+) -> np.ndarray:
     """Nearest/linear interpolation of ``arr`` along ``axis`` at the given source indices."""
     if i1 is None and i0.size == arr.shape[axis] and np.array_equal(i0, np.arange(arr.shape[axis])):
         return arr  # identity along this axis: exact, no copy
@@ -146,8 +151,9 @@ def _interp_axis(arr: np.ndarray, axis: int, i0: np.ndarray, i1: np.ndarray | No
     return a0
 
 
-def _separable_slab(array: np.ndarray, scale: np.ndarray, offset: np.ndarray, out_shape: Shape,
-                    z0: int, z1: int, order: int) -> np.ndarray:
+def _separable_slab(
+    array: np.ndarray, scale: np.ndarray, offset: np.ndarray, out_shape: Shape, z0: int, z1: int, order: int
+) -> np.ndarray:
     """Output slices ``z0:z1`` by nearest/trilinear interpolation done one axis at a time.
 
     Trilinear interpolation is separable, so three 1D passes (numpy gathers) give exactly what
@@ -162,8 +168,16 @@ def _separable_slab(array: np.ndarray, scale: np.ndarray, offset: np.ndarray, ou
     return out
 
 
-def _spline_slab(array: np.ndarray, scale: np.ndarray, offset: np.ndarray, out_shape: Shape,
-                 z0: int, z1: int, order: int, out: np.ndarray) -> None:
+def _spline_slab(
+    array: np.ndarray,
+    scale: np.ndarray,
+    offset: np.ndarray,
+    out_shape: Shape,
+    z0: int,
+    z1: int,
+    order: int,
+    out: np.ndarray,
+) -> None:
     """Output slices ``z0:z1`` by B-spline interpolation (scipy), from a padded input slab."""
     nz_in = array.shape[0]
     c0 = scale[0] * z0 + offset[0]
@@ -250,7 +264,9 @@ class ResampleInfo:
 
     def invert_volume(self, volume: Volume, order: int) -> Volume:
         """:meth:`invert` for a :class:`Volume` on the resampled grid; returns a Volume on the original grid."""
-        expected = Volume(np.empty((1, 1, 1), np.uint8), self.spacing, self.origin, np.asarray(self.direction))
+        expected = Volume(
+            np.empty((1, 1, 1), np.uint8), self.spacing, self.origin, np.asarray(self.direction)
+        )
         if volume.shape != self.shape or not (
             np.allclose(volume.spacing, expected.spacing, atol=1e-4)
             and np.allclose(volume.origin, expected.origin, atol=1e-3)
@@ -261,10 +277,14 @@ class ResampleInfo:
                 f"{self.spacing}, origin {self.origin}; got {volume!r}"
             )
         arr = self.invert(volume.array, order)
-        return Volume(arr, self.original_spacing, self.original_origin, np.asarray(self.direction), volume.metadata)
+        return Volume(
+            arr, self.original_spacing, self.original_origin, np.asarray(self.direction), volume.metadata
+        )
 
 
-def _make_info(volume: Volume, new_shape: Shape, scale: Triple, offset: Triple, spacing: Triple) -> ResampleInfo:
+def _make_info(
+    volume: Volume, new_shape: Shape, scale: Triple, offset: Triple, spacing: Triple
+) -> ResampleInfo:
     origin = volume.index_to_physical(np.asarray(offset, dtype=float))
     return ResampleInfo(
         original_shape=volume.shape,

@@ -68,8 +68,13 @@ class BodyLimitMiddleware:
 
 async def _too_large(send: Send, limit: int) -> None:
     body = json.dumps({"detail": f"request body larger than the limit of {limit} bytes"}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -132,10 +137,14 @@ def create_app(config: ServiceConfig, database: Database | None = None) -> FastA
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        wants_html = "text/html" in request.headers.get("accept", "") and not request.url.path.startswith("/api/")
+        wants_html = "text/html" in request.headers.get("accept", "") and not request.url.path.startswith(
+            "/api/"
+        )
         if exc.status_code == 401 and wants_html:
             return RedirectResponse("/login", status_code=303)
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi(_auth: Auth = Depends(current_user)) -> JSONResponse:

@@ -52,9 +52,7 @@ _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 def hash_password(password: str) -> str:
     """Argon2id hash of ``password`` (at least :data:`MIN_PASSWORD_LENGTH` characters)."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InputError(
-            f"password must have at least {MIN_PASSWORD_LENGTH} characters, got {len(password)}"
-        )
+        raise InputError(f"password must have at least {MIN_PASSWORD_LENGTH} characters, got {len(password)}")
     return _hasher.hash(password)
 
 
@@ -74,7 +72,9 @@ def _token_hash(token: str) -> str:
 def add_user(db: Session, name: str, password: str, role: str) -> User:
     """Create an account. Raises :class:`InputError` for a bad name, role, or a taken name."""
     if not _NAME_RE.match(name):
-        raise InputError(f"user name must be 2-64 characters of letters, digits, '.', '_' or '-', got {name!r}")
+        raise InputError(
+            f"user name must be 2-64 characters of letters, digits, '.', '_' or '-', got {name!r}"
+        )
     if role not in ROLES:
         raise InputError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     if db.scalar(select(User).where(User.name == name)) is not None:
@@ -163,7 +163,10 @@ def authenticate(db: Session, name: str, password: str, ip: str, cfg: ServiceCon
     """
     now = utcnow()
     user_key, ip_key = f"user:{name[:100]}", f"ip:{ip}"
-    wait = max(_lock_remaining(db.get(LoginThrottle, user_key), now), _lock_remaining(db.get(LoginThrottle, ip_key), now))
+    wait = max(
+        _lock_remaining(db.get(LoginThrottle, user_key), now),
+        _lock_remaining(db.get(LoginThrottle, ip_key), now),
+    )
     if wait > 0:
         audit(db, "login_throttled", user=name[:64], ip=ip)
         return LoginResult(None, wait)
@@ -175,7 +178,9 @@ def authenticate(db: Session, name: str, password: str, ip: str, cfg: ServiceCon
         return LoginResult(user)
     _record_failure(db, user_key, cfg.throttle_free_failures, cfg, now)
     _record_failure(db, ip_key, cfg.throttle_ip_free_failures, cfg, now)
-    audit(db, "login_failed", user=name[:64], ip=ip, detail={"reason": "disabled" if ok else "bad credentials"})
+    audit(
+        db, "login_failed", user=name[:64], ip=ip, detail={"reason": "disabled" if ok else "bad credentials"}
+    )
     log.info("failed login from %s", ip)
     return LoginResult(None)
 

@@ -31,7 +31,11 @@ def compare_study_reports(
 ) -> dict[str, Any]:
     """Comparison dict: ``summary`` rows for the study-level measures, plus the reporting stage's
     lesion-level result under ``lesions`` when :func:`liverseg.reporting.compare_reports` exists."""
-    out: dict[str, Any] = {"baseline_id": baseline_id, "followup_id": followup_id, **_summary(baseline, followup)}
+    out: dict[str, Any] = {
+        "baseline_id": baseline_id,
+        "followup_id": followup_id,
+        **_summary(baseline, followup),
+    }
     try:
         from liverseg.reporting import compare_reports  # type: ignore[attr-defined]
     except ImportError:

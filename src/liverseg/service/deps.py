@@ -70,7 +70,9 @@ def current_user(request: Request, db: Session = Depends(get_db)) -> Auth:
         raise NotAuthenticated()
     row, user = found
     if request.method in UNSAFE_METHODS and not csrf_ok(row, request.headers.get(CSRF_HEADER)):
-        raise HTTPException(status_code=403, detail=f"missing or wrong CSRF token: send the {CSRF_HEADER} header")
+        raise HTTPException(
+            status_code=403, detail=f"missing or wrong CSRF token: send the {CSRF_HEADER} header"
+        )
     return Auth(user=user, session=row)
 
 

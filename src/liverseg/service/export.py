@@ -61,7 +61,10 @@ def export_corrections(database: Database, data_dir: str | Path, out: str | Path
             .where(ProblemReport.status == "confirmed", ProblemReport.correction_name.is_not(None))
             .order_by(ProblemReport.id)
         ).all()
-        todo = [(pr.id, pr.category, pr.correction_name, st.id, st.input_name, st.model_version) for pr, st in rows]
+        todo = [
+            (pr.id, pr.category, pr.correction_name, st.id, st.input_name, st.model_version)
+            for pr, st in rows
+        ]
     if not todo:
         raise InputError("no confirmed problem report with a corrected label map to export")
     cases = []
@@ -71,14 +74,28 @@ def export_corrections(database: Database, data_dir: str | Path, out: str | Path
         label = read_label_volume(storage.root / "corrections" / str(correction))
         image.require_same_grid(label, "corrected label map")
         case_id = f"corr{problem_id:05d}_{study_id[:8]}"
-        source = SourceCase(case_id=case_id, patient_id=f"study_{study_id}", source=image_path,
-                            source_format="liverseg-corrections",
-                            load=lambda image=image, label=label: LoadedCase(image, label, {}))
-        mapping = {"problem_report": problem_id, "category": category, "study": study_id,
-                   "model_version": model_version}
+        source = SourceCase(
+            case_id=case_id,
+            patient_id=f"study_{study_id}",
+            source=image_path,
+            source_format="liverseg-corrections",
+            load=lambda image=image, label=label: LoadedCase(image, label, {}),
+        )
+        mapping = {
+            "problem_report": problem_id,
+            "category": category,
+            "study": study_id,
+            "model_version": model_version,
+        }
         cases.append(prepare_case(out, source, LoadedCase(image, label, mapping)))
         log.info("exported problem %s (study %s) as %s", problem_id, study_id, case_id)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    path = write_dataset_json(out, name=out.resolve().name, source_format="liverseg-corrections", created=now,
-                              cases=cases, extra={"code_version": code_version()})
+    path = write_dataset_json(
+        out,
+        name=out.resolve().name,
+        source_format="liverseg-corrections",
+        created=now,
+        cases=cases,
+        extra={"code_version": code_version()},
+    )
     return Path(path)

@@ -111,7 +111,11 @@ def claim_job(database: Database, worker_id: str, lease_s: float) -> int | None:
         }
         if database.dialect == "postgresql":
             job_id = s.scalar(
-                select(Job.id).where(_claimable(now)).order_by(Job.id).limit(1).with_for_update(skip_locked=True)
+                select(Job.id)
+                .where(_claimable(now))
+                .order_by(Job.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
             )
             if job_id is None:
                 return None
@@ -219,7 +223,7 @@ class Worker:
             assert study is not None
             give_up = job.attempts > self.config.max_attempts
             model = s.get(ModelVersion, job.model_id) if job.model_id else None
-            model_ref = (model.path if model is not None else "default")
+            model_ref = model.path if model is not None else "default"
             study.status, job.started_at = "running", job.started_at or utcnow()
             job.stage, job.fraction = "starting", 0.0
             input_path = self.storage.study_dir(study.id) / study.input_name
@@ -245,7 +249,10 @@ class Worker:
             return
         except Exception as exc:  # anything unexpected: the job fails, the worker lives on
             log.exception("job %s (study %s) failed", job_id, study_id)
-            self._fail(job_id, f"internal error: {type(exc).__name__}: {exc}".replace(str(self.storage.root), "<data>"))
+            self._fail(
+                job_id,
+                f"internal error: {type(exc).__name__}: {exc}".replace(str(self.storage.root), "<data>"),
+            )
             return
         timings = dict(report.get("timings_s") or {})
         timings["viewer_cache"] = time.perf_counter() - t1

@@ -47,8 +47,15 @@ def monitoring_stats(db: Session, days: int = 30) -> dict[str, Any]:
                 if isinstance(secs, (int, float)):
                     timings[model][stage].append(float(secs))
         elif job.status == "failed":
-            failures.append({"job_id": job.id, "study_id": job.study_id, "model": model,
-                             "at": job.finished_at.isoformat() if job.finished_at else None, "reason": job.error})
+            failures.append(
+                {
+                    "job_id": job.id,
+                    "study_id": job.study_id,
+                    "model": model,
+                    "at": job.finished_at.isoformat() if job.finished_at else None,
+                    "reason": job.error,
+                }
+            )
     models = {}
     for model in sorted(set(done) | set(timings)):
         studies = done[model]

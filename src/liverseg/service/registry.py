@@ -18,8 +18,14 @@ from sqlalchemy.orm import Session
 from liverseg.errors import InputError
 from liverseg.service.db import MODEL_STATES, Database, ModelVersion
 
-__all__ = ["activate", "model_card_from_meta", "read_checkpoint_meta", "register_checkpoint", "set_status",
-           "sync_shipped_models"]
+__all__ = [
+    "activate",
+    "model_card_from_meta",
+    "read_checkpoint_meta",
+    "register_checkpoint",
+    "set_status",
+    "sync_shipped_models",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +51,22 @@ def sync_shipped_models(database: Database) -> None:
         have_active = s.scalar(select(ModelVersion.id).where(ModelVersion.status == "active")) is not None
         for m in shipped:
             name, version = str(m.get("name")), str(m.get("version"))
-            row = s.scalar(select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == version))
+            row = s.scalar(
+                select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == version)
+            )
             if row is not None:
                 continue
             row = ModelVersion(
-                name=name, version=version, source="shipped", path=name, status="candidate",
-                card=str(m.get("card") or ""), metrics=dict(m.get("validation") or {}),
-                info=json.loads(json.dumps({k: v for k, v in m.items() if k not in ("card", "validation")}, default=str)),
+                name=name,
+                version=version,
+                source="shipped",
+                path=name,
+                status="candidate",
+                card=str(m.get("card") or ""),
+                metrics=dict(m.get("validation") or {}),
+                info=json.loads(
+                    json.dumps({k: v for k, v in m.items() if k not in ("card", "validation")}, default=str)
+                ),
             )
             if m.get("default") and not have_active:
                 row.status, have_active = "active", True
@@ -91,9 +106,15 @@ def register_checkpoint(s: Session, path: Path, sha256: str, *, name: str | None
     if s.scalar(select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == version)):
         raise InputError(f"model {name} {version} is already registered")
     row = ModelVersion(
-        name=name, version=version, source="registered", path=str(path), status="candidate",
-        card=model_card_from_meta(name, version, meta), metrics=dict(meta.get("metrics") or {}),
-        info={k: v for k, v in meta.items() if k != "metrics"}, sha256=sha256,
+        name=name,
+        version=version,
+        source="registered",
+        path=str(path),
+        status="candidate",
+        card=model_card_from_meta(name, version, meta),
+        metrics=dict(meta.get("metrics") or {}),
+        info={k: v for k, v in meta.items() if k != "metrics"},
+        sha256=sha256,
     )
     s.add(row)
     s.flush()
@@ -105,8 +126,11 @@ def activate(s: Session, model_id: int) -> ModelVersion:
     row = s.get(ModelVersion, model_id)
     if row is None:
         raise InputError(f"no model with id {model_id}")
-    s.execute(update(ModelVersion).where(ModelVersion.status == "active", ModelVersion.id != model_id)
-              .values(status="retired"))
+    s.execute(
+        update(ModelVersion)
+        .where(ModelVersion.status == "active", ModelVersion.id != model_id)
+        .values(status="retired")
+    )
     row.status = "active"
     try:
         s.flush()

@@ -36,8 +36,16 @@ class ModelOut(BaseModel):
 
 
 def _model_out(m: ModelVersion) -> ModelOut:
-    return ModelOut(id=m.id, name=m.name, version=m.version, source=m.source, status=m.status, card=m.card,
-                    metrics=m.metrics or {}, created_at=m.created_at)
+    return ModelOut(
+        id=m.id,
+        name=m.name,
+        version=m.version,
+        source=m.source,
+        status=m.status,
+        card=m.card,
+        metrics=m.metrics or {},
+        created_at=m.created_at,
+    )
 
 
 @router.get("/models", response_model=list[ModelOut])
@@ -47,12 +55,23 @@ def list_models(_: Auth = Depends(require_admin), db: Session = Depends(get_db))
 
 
 @router.post(
-    "/models", status_code=201, response_model=ModelOut,
-    openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
-        "schema": {"type": "string", "format": "binary"}}}, "description": "a checkpoint .pt written by liverseg train"}},
+    "/models",
+    status_code=201,
+    response_model=ModelOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "a checkpoint .pt written by liverseg train",
+        }
+    },
 )
-async def register_model(request: Request, name: str | None = Query(None, max_length=128),
-                         auth: Auth = Depends(require_admin), db: Session = Depends(get_db)) -> ModelOut:
+async def register_model(
+    request: Request,
+    name: str | None = Query(None, max_length=128),
+    auth: Auth = Depends(require_admin),
+    db: Session = Depends(get_db),
+) -> ModelOut:
     """Register a ``liverseg train`` checkpoint as a candidate model."""
     db.commit()
     storage, cfg = request.app.state.storage, request.app.state.config
@@ -66,8 +85,14 @@ async def register_model(request: Request, name: str | None = Query(None, max_le
         if not db.scalar(select(ModelVersion.id).where(ModelVersion.sha256 == stored.sha256)):
             final.unlink(missing_ok=True)
         raise
-    audit(db, "model_register", user=auth.user, target=f"model:{row.id}", ip=client_ip(request),
-          detail={"name": row.name, "version": row.version, "sha256": stored.sha256})
+    audit(
+        db,
+        "model_register",
+        user=auth.user,
+        target=f"model:{row.id}",
+        ip=client_ip(request),
+        detail={"name": row.name, "version": row.version, "sha256": stored.sha256},
+    )
     db.commit()
     return _model_out(row)
 
@@ -77,25 +102,38 @@ class StatusBody(BaseModel):
 
 
 @router.post("/models/{model_id}/status", response_model=ModelOut)
-def set_model_status(model_id: int, body: StatusBody, request: Request, auth: Auth = Depends(require_admin),
-                     db: Session = Depends(get_db)) -> ModelOut:
+def set_model_status(
+    model_id: int,
+    body: StatusBody,
+    request: Request,
+    auth: Auth = Depends(require_admin),
+    db: Session = Depends(get_db),
+) -> ModelOut:
     """Change a model's status; ``active`` makes it the one model used for new jobs."""
     row = registry.set_status(db, model_id, body.status)
-    audit(db, "model_status", user=auth.user, target=f"model:{model_id}", ip=client_ip(request),
-          detail={"status": body.status, "name": row.name, "version": row.version})
+    audit(
+        db,
+        "model_status",
+        user=auth.user,
+        target=f"model:{model_id}",
+        ip=client_ip(request),
+        detail={"status": body.status, "name": row.name, "version": row.version},
+    )
     return _model_out(row)
 
 
 @router.get("/monitoring")
-def monitoring(days: int = Query(30, ge=1, le=3650), _: Auth = Depends(require_admin),
-               db: Session = Depends(get_db)) -> dict[str, Any]:
+def monitoring(
+    days: int = Query(30, ge=1, le=3650), _: Auth = Depends(require_admin), db: Session = Depends(get_db)
+) -> dict[str, Any]:
     """Jobs per day, latency p50/p95 per stage, failures, queue length, flagged share per model."""
     return monitoring_stats(db, days)
 
 
 @router.get("/problems", response_model=list[ProblemOut])
-def list_problems(status: str | None = Query(None), _: Auth = Depends(require_admin),
-                  db: Session = Depends(get_db)) -> list[ProblemOut]:
+def list_problems(
+    status: str | None = Query(None), _: Auth = Depends(require_admin), db: Session = Depends(get_db)
+) -> list[ProblemOut]:
     """The triage queue (optionally one status), oldest first."""
     q = select(ProblemReport).order_by(ProblemReport.id)
     if status:
@@ -111,8 +149,13 @@ class TriageBody(BaseModel):
 
 
 @router.patch("/problems/{problem_id}", response_model=ProblemOut)
-def triage(problem_id: int, body: TriageBody, request: Request, auth: Auth = Depends(require_admin),
-           db: Session = Depends(get_db)) -> ProblemOut:
+def triage(
+    problem_id: int,
+    body: TriageBody,
+    request: Request,
+    auth: Auth = Depends(require_admin),
+    db: Session = Depends(get_db),
+) -> ProblemOut:
     """Record a triage decision on a problem report."""
     if body.status not in PROBLEM_STATES:
         raise InputError(f"status must be one of {', '.join(PROBLEM_STATES)}, got {body.status!r}")
@@ -121,32 +164,62 @@ def triage(problem_id: int, body: TriageBody, request: Request, auth: Auth = Dep
         raise HTTPException(status_code=404, detail=f"no problem report {problem_id}")
     old = pr.status
     pr.status, pr.triage_note, pr.triaged_by, pr.updated_at = body.status, body.note, auth.user.id, utcnow()
-    audit(db, "triage", user=auth.user, target=f"problem:{problem_id}", ip=client_ip(request),
-          detail={"study": pr.study_id, "from": old, "to": body.status})
+    audit(
+        db,
+        "triage",
+        user=auth.user,
+        target=f"problem:{problem_id}",
+        ip=client_ip(request),
+        detail={"study": pr.study_id, "from": old, "to": body.status},
+    )
     return problem_out(db, pr)
 
 
 @router.get("/problems/{problem_id}/correction", response_class=FileResponse)
-def correction_file(problem_id: int, request: Request, auth: Auth = Depends(require_admin),
-                    db: Session = Depends(get_db)) -> FileResponse:
+def correction_file(
+    problem_id: int, request: Request, auth: Auth = Depends(require_admin), db: Session = Depends(get_db)
+) -> FileResponse:
     """Download the corrected label map attached to a problem report."""
     pr = db.get(ProblemReport, problem_id)
     if pr is None or pr.correction_name is None:
         raise HTTPException(status_code=404, detail=f"problem report {problem_id} has no corrected label map")
-    audit(db, "download", user=auth.user, target=f"problem:{problem_id}", ip=client_ip(request),
-          detail={"file": "correction"})
+    audit(
+        db,
+        "download",
+        user=auth.user,
+        target=f"problem:{problem_id}",
+        ip=client_ip(request),
+        detail={"file": "correction"},
+    )
     db.commit()
-    return FileResponse(request.app.state.storage.root / "corrections" / pr.correction_name,
-                        media_type="application/octet-stream", filename=f"correction_{pr.correction_name}",
-                        content_disposition_type="attachment")
+    return FileResponse(
+        request.app.state.storage.root / "corrections" / pr.correction_name,
+        media_type="application/octet-stream",
+        filename=f"correction_{pr.correction_name}",
+        content_disposition_type="attachment",
+    )
 
 
 @router.get("/audit")
-def audit_log(limit: int = Query(200, ge=1, le=5000), action: str | None = Query(None),
-              _: Auth = Depends(require_admin), db: Session = Depends(get_db)) -> list[dict[str, Any]]:
+def audit_log(
+    limit: int = Query(200, ge=1, le=5000),
+    action: str | None = Query(None),
+    _: Auth = Depends(require_admin),
+    db: Session = Depends(get_db),
+) -> list[dict[str, Any]]:
     """The audit trail, newest first (logins, failed logins, uploads, downloads, models, triage)."""
     q = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
     if action:
         q = q.where(AuditEvent.action == action)
-    return [{"id": e.id, "at": e.at.isoformat(), "user": e.user_name, "action": e.action, "target": e.target,
-             "ip": e.ip, "detail": e.detail} for e in db.scalars(q)]
+    return [
+        {
+            "id": e.id,
+            "at": e.at.isoformat(),
+            "user": e.user_name,
+            "action": e.action,
+            "target": e.target,
+            "ip": e.ip,
+            "detail": e.detail,
+        }
+        for e in db.scalars(q)
+    ]

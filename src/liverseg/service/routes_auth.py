@@ -35,8 +35,15 @@ def _set_cookie(request: Request, response: Response, token: str | None) -> None
     if token is None:
         response.delete_cookie(COOKIE_NAME, path="/", secure=secure, httponly=True, samesite="strict")
         return
-    response.set_cookie(COOKIE_NAME, token, max_age=int(cfg.session_ttl_s), path="/", secure=secure,
-                        httponly=True, samesite="strict")
+    response.set_cookie(
+        COOKIE_NAME,
+        token,
+        max_age=int(cfg.session_ttl_s),
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="strict",
+    )
 
 
 @router.get("/healthz", tags=["auth"])
@@ -51,21 +58,30 @@ def login_page(request: Request) -> Response:
     return request.app.state.templates.TemplateResponse(request, "login.html", {"user": None})
 
 
-@router.post("/api/login", response_model=Me, tags=["auth"],
-             responses={401: {"description": "bad credentials"}, 429: {"description": "throttled"}})
+@router.post(
+    "/api/login",
+    response_model=Me,
+    tags=["auth"],
+    responses={401: {"description": "bad credentials"}, 429: {"description": "throttled"}},
+)
 def login(body: LoginBody, request: Request, db: Session = Depends(get_db)) -> Response:
     """Start a session: sets the HttpOnly session cookie; returns the CSRF token to send back."""
     cfg = request.app.state.config
     result = authenticate(db, body.name, body.password, client_ip(request), cfg)
     if result.retry_after_s > 0:
         db.commit()
-        raise HTTPException(status_code=429, detail="too many failed logins; try again later",
-                            headers={"Retry-After": str(math.ceil(result.retry_after_s))})
+        raise HTTPException(
+            status_code=429,
+            detail="too many failed logins; try again later",
+            headers={"Retry-After": str(math.ceil(result.retry_after_s))},
+        )
     if result.user is None:
         db.commit()  # keep the failure count even though we answer with an error
         raise HTTPException(status_code=401, detail="wrong user name or password")
     token, row = create_session(db, result.user, cfg)
-    response = JSONResponse(Me(name=result.user.name, role=result.user.role, csrf_token=row.csrf_token).model_dump())
+    response = JSONResponse(
+        Me(name=result.user.name, role=result.user.role, csrf_token=row.csrf_token).model_dump()
+    )
     _set_cookie(request, response, token)
     return response
 

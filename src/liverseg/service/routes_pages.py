@@ -10,13 +10,19 @@ from liverseg.service.deps import Auth, current_user, owned_study, require_admin
 
 router = APIRouter(include_in_schema=False)
 
-ADMIN_PAGES = {"models": "Model registry", "monitoring": "Monitoring", "problems": "Problem reports",
-               "audit": "Audit log"}
+ADMIN_PAGES = {
+    "models": "Model registry",
+    "monitoring": "Monitoring",
+    "problems": "Problem reports",
+    "audit": "Audit log",
+}
 
 
 def _page(request: Request, template: str, auth: Auth, **context: object) -> Response:
     return request.app.state.templates.TemplateResponse(
-        request, template, {"user": auth.user, "csrf": auth.session.csrf_token, "admin_pages": ADMIN_PAGES, **context}
+        request,
+        template,
+        {"user": auth.user, "csrf": auth.session.csrf_token, "admin_pages": ADMIN_PAGES, **context},
     )
 
 
@@ -26,7 +32,9 @@ def studies_page(request: Request, auth: Auth = Depends(current_user)) -> Respon
 
 
 @router.get("/studies/{study_id}", response_class=HTMLResponse)
-def study_page(request: Request, study: Study = Depends(owned_study), auth: Auth = Depends(current_user)) -> Response:
+def study_page(
+    request: Request, study: Study = Depends(owned_study), auth: Auth = Depends(current_user)
+) -> Response:
     return _page(request, "study.html", auth, title=study.label, study=study)
 
 

@@ -74,20 +74,40 @@ def study_out(db: Session, study: Study, storage: Any, owner: str | None = None)
     out_dir = storage.output_dir(study.id)
     downloads = [n for n in DOWNLOADS if study.status == "done" and (out_dir / n).exists()]
     return StudyOut(
-        id=study.id, label=study.label, owner=owner, input_kind=study.input_kind, status=study.status,
-        stage=job.stage if job else None, fraction=job.fraction if job else None, error=study.error,
-        model_name=study.model_name, model_version=study.model_version,
-        liver_volume_ml=study.liver_volume_ml, tumor_volume_ml=study.tumor_volume_ml,
-        tumor_burden_percent=study.tumor_burden_percent, lesion_count=study.lesion_count,
-        created_at=study.created_at, finished_at=study.finished_at, downloads=downloads,
+        id=study.id,
+        label=study.label,
+        owner=owner,
+        input_kind=study.input_kind,
+        status=study.status,
+        stage=job.stage if job else None,
+        fraction=job.fraction if job else None,
+        error=study.error,
+        model_name=study.model_name,
+        model_version=study.model_version,
+        liver_volume_ml=study.liver_volume_ml,
+        tumor_volume_ml=study.tumor_volume_ml,
+        tumor_burden_percent=study.tumor_burden_percent,
+        lesion_count=study.lesion_count,
+        created_at=study.created_at,
+        finished_at=study.finished_at,
+        downloads=downloads,
     )
 
 
 @router.get("/api/studies", response_model=list[StudyOut])
-def list_studies(request: Request, auth: Auth = Depends(current_user), db: Session = Depends(get_db),
-                 limit: int = Query(200, ge=1, le=1000)) -> list[StudyOut]:
+def list_studies(
+    request: Request,
+    auth: Auth = Depends(current_user),
+    db: Session = Depends(get_db),
+    limit: int = Query(200, ge=1, le=1000),
+) -> list[StudyOut]:
     """The user's studies, newest first (admins: everyone's, with the owner's name)."""
-    q = select(Study, User.name).join(User, User.id == Study.owner_id).order_by(Study.created_at.desc()).limit(limit)
+    q = (
+        select(Study, User.name)
+        .join(User, User.id == Study.owner_id)
+        .order_by(Study.created_at.desc())
+        .limit(limit)
+    )
     if not auth.is_admin:
         q = q.where(Study.owner_id == auth.user.id)
     storage = request.app.state.storage
@@ -98,16 +118,27 @@ def list_studies(request: Request, auth: Auth = Depends(current_user), db: Sessi
     "/api/studies",
     status_code=202,
     response_model=StudyOut,
-    openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {
-        "schema": {"type": "string", "format": "binary"}}},
-        "description": "the raw file: a NIfTI (.nii / .nii.gz) or a zip of one DICOM series"}},
-    responses={413: {"description": "upload too large"}, 422: {"description": "not NIfTI/DICOM, or unsafe zip"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the raw file: a NIfTI (.nii / .nii.gz) or a zip of one DICOM series",
+        }
+    },
+    responses={
+        413: {"description": "upload too large"},
+        422: {"description": "not NIfTI/DICOM, or unsafe zip"},
+    },
 )
 async def upload_study(
     request: Request,
-    label: str = Header("", alias="X-Study-Label", max_length=600,
-                        description="display name of the study, percent-encoded UTF-8 (a header, so it "
-                                    "never appears in URLs or access logs)"),
+    label: str = Header(
+        "",
+        alias="X-Study-Label",
+        max_length=600,
+        description="display name of the study, percent-encoded UTF-8 (a header, so it "
+        "never appears in URLs or access logs)",
+    ),
     auth: Auth = Depends(current_user),
     db: Session = Depends(get_db),
 ) -> JSONResponse:
@@ -117,7 +148,9 @@ async def upload_study(
     study_id = uuid.uuid4().hex
     folder = storage.study_dir(study_id)
     try:
-        stored = await save_stream(request.stream(), folder / "upload.bin", max_bytes=cfg.limits.max_upload_bytes)
+        stored = await save_stream(
+            request.stream(), folder / "upload.bin", max_bytes=cfg.limits.max_upload_bytes
+        )
         with open(stored.path, "rb") as fh:
             kind = sniff_kind(fh.read(544))
         final = folder / _INPUT_NAMES[kind]
@@ -131,22 +164,38 @@ async def upload_study(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     study = Study(
-        id=study_id, owner_id=auth.user.id, label=(unquote(label).strip() or f"study {study_id[:8]}")[:200],
-        input_kind="dicom" if kind == "zip" else "nifti", input_name=final.name, input_sha256=stored.sha256,
-        input_bytes=stored.size, status="queued", created_at=utcnow(),
+        id=study_id,
+        owner_id=auth.user.id,
+        label=(unquote(label).strip() or f"study {study_id[:8]}")[:200],
+        input_kind="dicom" if kind == "zip" else "nifti",
+        input_name=final.name,
+        input_sha256=stored.sha256,
+        input_bytes=stored.size,
+        status="queued",
+        created_at=utcnow(),
     )
     db.add(study)
     db.flush()
     enqueue(db, study)
-    audit(db, "upload", user=auth.user, target=f"study:{study_id}", ip=client_ip(request),
-          detail={"bytes": stored.size, "kind": study.input_kind})
+    audit(
+        db,
+        "upload",
+        user=auth.user,
+        target=f"study:{study_id}",
+        ip=client_ip(request),
+        detail={"bytes": stored.size, "kind": study.input_kind},
+    )
     db.commit()
     log.info("study %s uploaded (%d bytes) and queued", study_id, stored.size)
-    return JSONResponse(study_out(db, study, storage, auth.user.name).model_dump(mode="json"), status_code=202)
+    return JSONResponse(
+        study_out(db, study, storage, auth.user.name).model_dump(mode="json"), status_code=202
+    )
 
 
 @router.get("/api/studies/{study_id}", response_model=StudyOut)
-def get_study(request: Request, study: Study = Depends(owned_study), db: Session = Depends(get_db)) -> StudyOut:
+def get_study(
+    request: Request, study: Study = Depends(owned_study), db: Session = Depends(get_db)
+) -> StudyOut:
     """One study with its job progress."""
     owner = db.get(User, study.owner_id)
     return study_out(db, study, request.app.state.storage, owner.name if owner else None)
@@ -157,24 +206,44 @@ def get_report(request: Request, study: Study = Depends(owned_study)) -> dict[st
     """The report JSON of a finished study (docs/contracts.md "Reporting")."""
     report = read_report(request.app.state.storage, study.id)
     if report is None:
-        raise HTTPException(status_code=409, detail=f"study {study.id} has no report yet (status {study.status})")
+        raise HTTPException(
+            status_code=409, detail=f"study {study.id} has no report yet (status {study.status})"
+        )
     return report
 
 
-@router.get("/api/studies/{study_id}/files/{name}", response_class=FileResponse,
-            responses={200: {"content": {k: {} for k in DOWNLOADS.values()}}})
-def download(name: str, request: Request, study: Study = Depends(owned_study),
-             auth: Auth = Depends(current_user), db: Session = Depends(get_db)) -> FileResponse:
+@router.get(
+    "/api/studies/{study_id}/files/{name}",
+    response_class=FileResponse,
+    responses={200: {"content": {k: {} for k in DOWNLOADS.values()}}},
+)
+def download(
+    name: str,
+    request: Request,
+    study: Study = Depends(owned_study),
+    auth: Auth = Depends(current_user),
+    db: Session = Depends(get_db),
+) -> FileResponse:
     """Download a result: labels.nii.gz, report.json, report.html or seg.dcm (DICOM input)."""
     if name not in DOWNLOADS:
-        raise HTTPException(status_code=404, detail=f"file must be one of {', '.join(DOWNLOADS)}, got {name!r}")
+        raise HTTPException(
+            status_code=404, detail=f"file must be one of {', '.join(DOWNLOADS)}, got {name!r}"
+        )
     path = request.app.state.storage.output_dir(study.id) / name
     if study.status != "done" or not path.exists():
         raise HTTPException(status_code=404, detail=f"study {study.id} has no {name}")
-    audit(db, "download", user=auth.user, target=f"study:{study.id}", ip=client_ip(request), detail={"file": name})
+    audit(
+        db,
+        "download",
+        user=auth.user,
+        target=f"study:{study.id}",
+        ip=client_ip(request),
+        detail={"file": name},
+    )
     db.commit()
-    return FileResponse(path, media_type=DOWNLOADS[name], filename=f"{study.id}_{name}",
-                        content_disposition_type="attachment")
+    return FileResponse(
+        path, media_type=DOWNLOADS[name], filename=f"{study.id}_{name}", content_disposition_type="attachment"
+    )
 
 
 class ProblemOut(BaseModel):
@@ -192,9 +261,18 @@ class ProblemOut(BaseModel):
 
 def problem_out(db: Session, pr: ProblemReport) -> ProblemOut:
     reporter = db.get(User, pr.user_id)
-    return ProblemOut(id=pr.id, study_id=pr.study_id, category=pr.category, comment=pr.comment, status=pr.status,
-                      has_correction=pr.correction_name is not None, reporter=reporter.name if reporter else None,
-                      triage_note=pr.triage_note, created_at=pr.created_at, updated_at=pr.updated_at)
+    return ProblemOut(
+        id=pr.id,
+        study_id=pr.study_id,
+        category=pr.category,
+        comment=pr.comment,
+        status=pr.status,
+        has_correction=pr.correction_name is not None,
+        reporter=reporter.name if reporter else None,
+        triage_note=pr.triage_note,
+        created_at=pr.created_at,
+        updated_at=pr.updated_at,
+    )
 
 
 @router.post("/api/studies/{study_id}/problems", status_code=201, response_model=ProblemOut)
@@ -207,13 +285,20 @@ async def report_problem(
     auth: Auth = Depends(current_user),
     db: Session = Depends(get_db),
 ) -> ProblemOut:
-    """"Report a problem": category, comment, optional corrected label map on the study's grid."""
+    """ "Report a problem": category, comment, optional corrected label map on the study's grid."""
     if category not in PROBLEM_CATEGORIES:
         raise InputError(f"category must be one of {', '.join(PROBLEM_CATEGORIES)}, got {category!r}")
     cfg, storage = request.app.state.config, request.app.state.storage
     db.commit()
-    pr = ProblemReport(study_id=study.id, user_id=auth.user.id, category=category, comment=comment,
-                       status="open", created_at=utcnow(), updated_at=utcnow())
+    pr = ProblemReport(
+        study_id=study.id,
+        user_id=auth.user.id,
+        category=category,
+        comment=comment,
+        status="open",
+        created_at=utcnow(),
+        updated_at=utcnow(),
+    )
     db.add(pr)
     db.flush()
     if correction is not None and correction.filename:
@@ -243,8 +328,14 @@ async def report_problem(
             storage.correction_path(pr.id, gz=False).unlink(missing_ok=True)
             raise
         pr.correction_name = dest.name
-    audit(db, "problem_report", user=auth.user, target=f"study:{study.id}", ip=client_ip(request),
-          detail={"problem": pr.id, "category": category, "correction": pr.correction_name is not None})
+    audit(
+        db,
+        "problem_report",
+        user=auth.user,
+        target=f"study:{study.id}",
+        ip=client_ip(request),
+        detail={"problem": pr.id, "category": category, "correction": pr.correction_name is not None},
+    )
     db.commit()
     return problem_out(db, pr)
 
@@ -252,7 +343,9 @@ async def report_problem(
 @router.get("/api/studies/{study_id}/problems", response_model=list[ProblemOut])
 def study_problems(study: Study = Depends(owned_study), db: Session = Depends(get_db)) -> list[ProblemOut]:
     """Problem reports filed on this study."""
-    rows = db.scalars(select(ProblemReport).where(ProblemReport.study_id == study.id).order_by(ProblemReport.id))
+    rows = db.scalars(
+        select(ProblemReport).where(ProblemReport.study_id == study.id).order_by(ProblemReport.id)
+    )
     return [problem_out(db, pr) for pr in rows]
 
 

@@ -264,7 +264,9 @@ def validate_label_map(path: Path, reference_grid: dict[str, object]) -> None:
     got = vol.geometry()
     shape = tuple(reference_grid["shape_zyx"])  # type: ignore[arg-type]
     if tuple(got["shape_zyx"]) != shape:
-        raise InputError(f"label map shape (z, y, x) must be {shape} like the study, got {tuple(got['shape_zyx'])}")
+        raise InputError(
+            f"label map shape (z, y, x) must be {shape} like the study, got {tuple(got['shape_zyx'])}"
+        )
     for key, tol in (("spacing_zyx_mm", 1e-3), ("origin_lps_mm", 1e-2), ("direction", 1e-3)):
         if not np.allclose(np.asarray(got[key]), np.asarray(reference_grid[key]), atol=tol):
             raise InputError(f"label map {key} must be {reference_grid[key]} like the study, got {got[key]}")

@@ -27,9 +27,19 @@ DB_URL_ENV = "LIVERSEG_WORKER_DB_URL"  # internal parent->worker hand-over, set 
 
 def worker_command(config: ServiceConfig, worker_id: str | None = None, poll_s: float = 1.0) -> list[str]:
     """The command line that starts one worker process for ``config``."""
-    cmd = [sys.executable, "-m", "liverseg.service.worker", "--data-dir", str(config.data_dir),
-           "--lease-s", str(config.lease_s),
-           "--max-attempts", str(config.max_attempts), "--poll-s", str(poll_s)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "liverseg.service.worker",
+        "--data-dir",
+        str(config.data_dir),
+        "--lease-s",
+        str(config.lease_s),
+        "--max-attempts",
+        str(config.max_attempts),
+        "--poll-s",
+        str(poll_s),
+    ]
     if config.segmenter:
         cmd += ["--segmenter", config.segmenter]
     if worker_id:
@@ -37,7 +47,9 @@ def worker_command(config: ServiceConfig, worker_id: str | None = None, poll_s: 
     return cmd
 
 
-def start_worker(config: ServiceConfig, worker_id: str | None = None, poll_s: float = 1.0) -> subprocess.Popen[bytes]:
+def start_worker(
+    config: ServiceConfig, worker_id: str | None = None, poll_s: float = 1.0
+) -> subprocess.Popen[bytes]:
     """Start one worker process (stdin closed, output inherited)."""
     # The database URL may hold a password: hand it over in the child's environment, never on its
     # command line (visible to every local user in `ps`).
@@ -48,8 +60,11 @@ def start_worker(config: ServiceConfig, worker_id: str | None = None, poll_s: fl
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m liverseg.service.worker", description=__doc__)
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--db", default=None,
-                        help=f"SQLAlchemy URL (default: ${DB_URL_ENV} as set by `liverseg serve`, else SQLite in the data dir)")
+    parser.add_argument(
+        "--db",
+        default=None,
+        help=f"SQLAlchemy URL (default: ${DB_URL_ENV} as set by `liverseg serve`, else SQLite in the data dir)",
+    )
     parser.add_argument("--lease-s", type=float, default=60.0)
     parser.add_argument("--max-attempts", type=int, default=3)
     parser.add_argument("--poll-s", type=float, default=1.0)
@@ -60,8 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from liverseg.service.db import Database
     from liverseg.service.jobs import Worker
 
-    config = ServiceConfig(data_dir=args.data_dir, db_url=args.db or os.environ.get(DB_URL_ENV), lease_s=args.lease_s,
-                           max_attempts=args.max_attempts, segmenter=args.segmenter)
+    config = ServiceConfig(
+        data_dir=args.data_dir,
+        db_url=args.db or os.environ.get(DB_URL_ENV),
+        lease_s=args.lease_s,
+        max_attempts=args.max_attempts,
+        segmenter=args.segmenter,
+    )
     database = Database(config.database_url)
     stop = threading.Event()
 

@@ -99,15 +99,19 @@ def build_anatomy(rng: np.random.Generator, grid: Grid) -> Anatomy:
     aorta = bc(((X - x_sp - 18 * s) ** 2 + (Y - y_sp + vb_r + 12 * s) ** 2) < (u(10, 13) * s) ** 2)
     ivc = ((X - x_sp + 24 * s) ** 2 + (Y - y_sp + vb_r + 10 * s) ** 2) < (u(9, 12) * s) ** 2
     ivc = bc(ivc)
-    paraspinal = bc((((np.abs(X - x_sp) - 32 * s) / (24 * s)) ** 2 + ((Y - y_sp - 48 * s) / (22 * s)) ** 2) < 1)
+    paraspinal = bc(
+        (((np.abs(X - x_sp) - 32 * s) / (24 * s)) ** 2 + ((Y - y_sp - 48 * s) / (22 * s)) ** 2) < 1
+    )
 
     # ---- diaphragm, lungs, mediastinum --------------------------------------------------------
     z_dr = Lz / 2 - u(0.12, 0.22) * Lz
     z_dl = z_dr - u(8, 25)
     x_r, x_l = cx - 0.45 * a_in, cx + 0.45 * a_in
     dome = ((Y - cy) / (0.9 * b_in)) ** 2
-    h_dia = np.maximum(z_dr - 55 * (((X - x_r) / (0.55 * a_in)) ** 2 + dome),
-                       z_dl - 55 * (((X - x_l) / (0.55 * a_in)) ** 2 + dome))
+    h_dia = np.maximum(
+        z_dr - 55 * (((X - x_r) / (0.55 * a_in)) ** 2 + dome),
+        z_dl - 55 * (((X - x_l) / (0.55 * a_in)) ** 2 + dome),
+    )
     thorax = cavity & (h_dia < Z)
     heart = (((X - cx - 15 * s) / (0.32 * a_in)) ** 2 + ((Y - cy + 0.2 * b_in) / (0.5 * b_in)) ** 2) < 1
     mediastinum = thorax & heart & (y_sp - vb_r > Y)
@@ -136,9 +140,15 @@ def build_anatomy(rng: np.random.Generator, grid: Grid) -> Anatomy:
     # ---- spleen, kidneys ------------------------------------------------------------------
     liver_hu = u(55, 105)
     lob = smooth_field(rng, full, grid.spacing, 40.0)
-    spleen = abdomen & (h_dia - 3 > Z) & (
-        ellipsoid_radius(grid, (z_dl - 50, cy + 0.35 * b_in, cx + 0.68 * a_in), (50.0, 0.3 * b_in, 0.2 * a_in))
-        < 1 + 0.05 * lob
+    spleen = (
+        abdomen
+        & (h_dia - 3 > Z)
+        & (
+            ellipsoid_radius(
+                grid, (z_dl - 50, cy + 0.35 * b_in, cx + 0.68 * a_in), (50.0, 0.3 * b_in, 0.2 * a_in)
+            )
+            < 1 + 0.05 * lob
+        )
     )
     spleen_hu = liver_hu + u(-15, 10)
     hu[spleen] = (spleen_hu + 4 * tex)[spleen]
@@ -157,20 +167,33 @@ def build_anatomy(rng: np.random.Generator, grid: Grid) -> Anatomy:
 
     # ---- liver ------------------------------------------------------------------------------
     f = u(0.9, 1.1)
-    right = ellipsoid_radius(grid, (z_top - h_liver / 2, cy - 0.05 * b_in + u(-5, 5) * s, cx - 0.42 * a_in),
-                             (h_liver / 2, 0.7 * b_in * f, 0.56 * a_in * f))
-    left = ellipsoid_radius(grid, (z_top - 0.3 * h_liver, cy - 0.42 * b_in, cx + 0.12 * a_in),
-                            (0.3 * h_liver, 0.32 * b_in, 0.42 * a_in * u(0.7, 1.2)))
+    right = ellipsoid_radius(
+        grid,
+        (z_top - h_liver / 2, cy - 0.05 * b_in + u(-5, 5) * s, cx - 0.42 * a_in),
+        (h_liver / 2, 0.7 * b_in * f, 0.56 * a_in * f),
+    )
+    left = ellipsoid_radius(
+        grid,
+        (z_top - 0.3 * h_liver, cy - 0.42 * b_in, cx + 0.12 * a_in),
+        (0.3 * h_liver, 0.32 * b_in, 0.42 * a_in * u(0.7, 1.2)),
+    )
     liver = (np.minimum(right, left) < 1 + 0.1 * lob) & abdomen & (rho_cav < 0.97) & (h_dia - 2 > Z)
     gb = None
     if rng.random() < 0.6:
-        gb = ellipsoid_radius(grid, (z_top - 0.75 * h_liver, cy - 0.35 * b_in, cx - 0.2 * a_in), (28.0, 13 * s, 13 * s)) < 1
+        gb = (
+            ellipsoid_radius(
+                grid, (z_top - 0.75 * h_liver, cy - 0.35 * b_in, cx - 0.2 * a_in), (28.0, 13 * s, 13 * s)
+            )
+            < 1
+        )
     blocked = kidneys | spine_body | aorta | ivc | paraspinal
     if gb is not None:
         blocked |= gb
     liver = _largest(liver & ~blocked)
     hu[liver] = (liver_hu + 5 * tex)[liver]
-    vessels, vessel_hu = _liver_vessels(rng, grid, liver, hu, liver_hu, (z_top, y_sp - vb_r - 10 * s, x_sp - 24 * s))
+    vessels, vessel_hu = _liver_vessels(
+        rng, grid, liver, hu, liver_hu, (z_top, y_sp - vb_r - 10 * s, x_sp - 24 * s)
+    )
     if gb is not None:
         gb &= abdomen
         hu[gb] = u(0, 20)
@@ -181,13 +204,17 @@ def build_anatomy(rng: np.random.Generator, grid: Grid) -> Anatomy:
     hu[spine_body] = np.where(disc, np.float32(80.0), np.float32(u(180, 260)))[spine_body]
     hu[cortex & ~disc] = u(600, 900)
     r_canal = np.sqrt((X - x_sp) ** 2 + (Y - y_sp - vb_r - 10 * s) ** 2)
-    arch = ((r_canal < 15 * s) | ((np.abs(X - x_sp) < 4 * s) & (y_sp < Y) & (y_sp + vb_r + 45 * s > Y))) & ~disc
+    arch = (
+        (r_canal < 15 * s) | ((np.abs(X - x_sp) < 4 * s) & (y_sp < Y) & (y_sp + vb_r + 45 * s > Y))
+    ) & ~disc
     hu[arch & body] = 500.0
     hu[bc(r_canal < 8 * s) & body] = 15.0
     aorta_hu = u(140, 220)
     hu[aorta] = aorta_hu
     hu[ivc] = u(100, 150)
-    ribs = _ribs(rng, grid, cx, cy, A - t_fat - t_mus / 2, B - t_fat - t_mus / 2, 5 * s, z_top - 0.55 * h_liver)
+    ribs = _ribs(
+        rng, grid, cx, cy, A - t_fat - t_mus / 2, B - t_fat - t_mus / 2, 5 * s, z_top - 0.55 * h_liver
+    )
     ribs &= body & ~lungs
     hu[ribs] = (u(350, 600) + 30 * tex)[ribs]
     liver &= ~ribs
@@ -206,8 +233,16 @@ def build_anatomy(rng: np.random.Generator, grid: Grid) -> Anatomy:
     return Anatomy(hu=hu, liver=liver, vessels=vessels & liver, params=params)
 
 
-def _ribs(rng: np.random.Generator, grid: Grid, cx: float, cy: float, a: float, b: float,
-          half_width: float, z_low: float) -> np.ndarray:
+def _ribs(
+    rng: np.random.Generator,
+    grid: Grid,
+    cx: float,
+    cy: float,
+    a: float,
+    b: float,
+    half_width: float,
+    z_low: float,
+) -> np.ndarray:
     """Rib cross-sections: a band along the body wall, in oblique bands ~35 mm apart in z."""
     dx, dy = grid.X - cx, grid.Y - cy
     rho = np.sqrt((dx / a) ** 2 + (dy / b) ** 2)
@@ -219,8 +254,14 @@ def _ribs(rng: np.random.Generator, grid: Grid, cx: float, cy: float, a: float, 
     return band & lateral & stripes & (z_low < grid.Z)
 
 
-def _liver_vessels(rng: np.random.Generator, grid: Grid, liver: np.ndarray, hu: np.ndarray,
-                   liver_hu: float, ivc_top: tuple[float, float, float]) -> tuple[np.ndarray, float]:
+def _liver_vessels(
+    rng: np.random.Generator,
+    grid: Grid,
+    liver: np.ndarray,
+    hu: np.ndarray,
+    liver_hu: float,
+    ivc_top: tuple[float, float, float],
+) -> tuple[np.ndarray, float]:
     """Portal and hepatic vein trees as tapered tubes inside the liver; paints ``hu`` in place."""
     vessels = np.zeros(liver.shape, dtype=bool)
     vessel_hu = liver_hu + rng.uniform(40, 90)

@@ -47,7 +47,9 @@ def _check_existing(root: Path) -> None:
     try:
         existing = load_dataset(root, check_files=False)
     except Exception as exc:
-        raise OutputError(f"holds a {DATASET_JSON} that cannot be read ({exc}); refusing to overwrite", root) from exc
+        raise OutputError(
+            f"holds a {DATASET_JSON} that cannot be read ({exc}); refusing to overwrite", root
+        ) from exc
     if existing.manifest.get("source_format") != SOURCE_FORMAT:
         raise OutputError(
             f"holds a prepared dataset of real data (source_format "
@@ -93,8 +95,12 @@ def write_phantom_dataset(
     for i in progress(range(int(cases)), desc="phantoms", total=int(cases)):
         cid = case_id(i)
         tumors = has_tumors(i, tumor_free_every)
-        image, label, info = make_phantom(np.random.default_rng([int(seed), i]), shape, spacing, tumors=tumors)
-        image_path = write_volume(image.with_array(image.array.astype(np.int16)), root / "images" / f"{cid}.nii.gz")
+        image, label, info = make_phantom(
+            np.random.default_rng([int(seed), i]), shape, spacing, tumors=tumors
+        )
+        image_path = write_volume(
+            image.with_array(image.array.astype(np.int16)), root / "images" / f"{cid}.nii.gz"
+        )
         label_path = write_volume(label, root / "labels" / f"{cid}.nii.gz")
         stats = case_statistics(image, label)
         lesions = [

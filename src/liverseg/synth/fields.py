@@ -54,8 +54,13 @@ class Grid:
     def box_around(self, center_zyx_mm: Sequence[float], radius_mm: float) -> tuple[slice, slice, slice]:
         """Index box (clipped to the grid) containing the sphere ``radius_mm`` around a point."""
         out = []
-        for c, n, s, coords in zip(center_zyx_mm, self.shape, self.spacing,
-                                   (self.Z.ravel(), self.Y.ravel(), self.X.ravel()), strict=True):
+        for c, n, s, coords in zip(
+            center_zyx_mm,
+            self.shape,
+            self.spacing,
+            (self.Z.ravel(), self.Y.ravel(), self.X.ravel()),
+            strict=True,
+        ):
             lo = int(np.floor((c - radius_mm - coords[0]) / s))
             hi = int(np.ceil((c + radius_mm - coords[0]) / s)) + 1
             out.append(slice(min(max(0, lo), n - 1), max(min(n, hi), 1)))
@@ -71,8 +76,9 @@ def _bspline_matrix(n_fine: int, n_coarse: int) -> np.ndarray:
     return w.astype(np.float32)
 
 
-def smooth_field(rng: np.random.Generator, shape: Sequence[int], spacing: Sequence[float],
-                 corr_mm: float) -> np.ndarray:
+def smooth_field(
+    rng: np.random.Generator, shape: Sequence[int], spacing: Sequence[float], corr_mm: float
+) -> np.ndarray:
     """A smooth random field (float32, zero mean, unit std) with correlation length ``corr_mm``.
 
     White noise on a coarse grid with ``corr_mm`` cells, evaluated as a cubic B-spline (no
@@ -102,7 +108,9 @@ def ellipsoid_radius(grid: Grid, center_zyx: Sequence[float], semi_axes_zyx: Seq
     return np.sqrt(r2, dtype=np.float32)
 
 
-def segment_distance(grid: Grid, a_zyx: Sequence[float], b_zyx: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def segment_distance(
+    grid: Grid, a_zyx: Sequence[float], b_zyx: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Distance (mm) from every grid point to the segment ``a``-``b``, and the position ``t`` in
     ``[0, 1]`` of the closest point along it (for tapering tube radii)."""
     a = np.asarray(a_zyx, dtype=np.float32)

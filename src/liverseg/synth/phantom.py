@@ -49,11 +49,15 @@ def _generator(rng: np.random.Generator | int | None) -> tuple[np.random.Generat
     raise ConfigError(f"rng must be a numpy Generator, an integer seed or None, got {type(rng).__name__}")
 
 
-def _check_grid(shape: Sequence[int], spacing: Sequence[float]) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+def _check_grid(
+    shape: Sequence[int], spacing: Sequence[float]
+) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
     sh = tuple(int(s) for s in shape)
     sp = tuple(float(s) for s in spacing)
     if len(sh) != 3 or min(sh) < _MIN_SIZE:
-        raise ConfigError(f"phantom shape must be 3 sizes (z, y, x) of at least {_MIN_SIZE}, got {tuple(shape)}")
+        raise ConfigError(
+            f"phantom shape must be 3 sizes (z, y, x) of at least {_MIN_SIZE}, got {tuple(shape)}"
+        )
     if len(sp) != 3 or not all(np.isfinite(sp)) or min(sp) <= 0:
         raise ConfigError(f"phantom spacing must be 3 positive numbers (mm, z, y, x), got {tuple(spacing)}")
     return sh, sp  # type: ignore[return-value]
@@ -98,7 +102,11 @@ def make_phantom(
 
     lesions: list[dict[str, Any]] = []
     if tumors:
-        n = int(n_lesions) if n_lesions is not None else int(gen.choice([1, 2, 3, 4, 5], p=[0.2, 0.3, 0.25, 0.15, 0.1]))
+        n = (
+            int(n_lesions)
+            if n_lesions is not None
+            else int(gen.choice([1, 2, 3, 4, 5], p=[0.2, 0.3, 0.25, 0.15, 0.1]))
+        )
         tumor, lesions = add_lesions(gen, grid, hu, anatomy.liver, anatomy.params["liver_hu"], n)
         label[tumor] = 2
 
@@ -122,7 +130,9 @@ def make_phantom(
     voxel_ml = image_vol.voxel_volume_ml
     for i, rec in enumerate(lesions, start=1):
         rec["id"] = i
-        rec["center_lps_mm"] = [round(float(v), 2) for v in image_vol.index_to_physical(rec["center_voxel_zyx"])]
+        rec["center_lps_mm"] = [
+            round(float(v), 2) for v in image_vol.index_to_physical(rec["center_voxel_zyx"])
+        ]
         rec["volume_ml"] = round(rec["voxels"] * voxel_ml, 4)
     info: dict[str, Any] = {
         "synthetic": True,
@@ -136,5 +146,11 @@ def make_phantom(
         "tumor_volume_ml": round(float(np.count_nonzero(label == 2)) * voxel_ml, 3),
         "lesions": lesions,
     }
-    log.debug("phantom seed=%s shape=%s: %d lesion(s) in %.2f s", seed, shape_t, len(lesions), time.perf_counter() - t0)
+    log.debug(
+        "phantom seed=%s shape=%s: %d lesion(s) in %.2f s",
+        seed,
+        shape_t,
+        len(lesions),
+        time.perf_counter() - t0,
+    )
     return image_vol, label_vol, info

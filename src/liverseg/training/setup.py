@@ -84,7 +84,9 @@ def _init_weights(model: torch.nn.Module, config: TrainConfig, spec: Any) -> Non
             f"model.init_from: {path} holds {theirs[0]} {theirs[1]} with stage {theirs[2]}, "
             f"but this run trains {mine[0]} {mine[1]} with stage {mine[2]}"
         )
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in data["state_dict"].items()})
+    model.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in data["state_dict"].items()}
+    )
     log.info("initialised the network from %s", path)
 
 

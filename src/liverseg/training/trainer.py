@@ -154,7 +154,9 @@ def _train(
             x = batch["image"].to(device, non_blocking=True)
             y = batch["label"].to(device, non_blocking=True)
             if config.augment.on_device:
-                x, y = augment_batch(x, y, config.augment, _step_generator(device, cfg.seed + 7919 * info.rank, state["step"]))
+                x, y = augment_batch(
+                    x, y, config.augment, _step_generator(device, cfg.seed + 7919 * info.rank, state["step"])
+                )
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, amp):
