@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -137,7 +138,12 @@ def server(tmp_path: Path, segmenter: str | None):
         cmd += ["--segmenter", segmenter]
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
-        cmd, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        cmd,
+        env=subprocess_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: teardown reaches the workers too
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -158,6 +164,8 @@ def server(tmp_path: Path, segmenter: str | None):
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # any worker left behind
         log.close()
 
 

@@ -173,3 +173,35 @@ def test_eight_concurrent_uploads_all_complete(svc, ct_file):
         assert (out / "labels.nii.gz").exists() and (out / "viewer" / "ct.npy").exists()
     assert len(clients[0].get("/api/studies").json()) == 4  # bob's four
     assert len(svc.client("admin").get("/api/studies").json()) == 8
+
+
+def test_worker_stops_when_serve_dies(svc, tmp_path):
+    """A worker started with --parent-pid runs while its parent lives and exits once it is gone."""
+    import json
+    import sys
+
+    cfg = ServiceConfig(**{**svc.config.__dict__, "segmenter": "svc_fakes:fake_segmenter"})
+    cmd = [*worker_command(cfg, poll_s=0.2), "--parent-pid", "PARENT"]
+    env = {**subprocess_env(), DB_URL_ENV: cfg.database_url}
+    launcher = (
+        "import json, os, subprocess, sys, time; cmd = json.loads(sys.argv[1]); "
+        "cmd[cmd.index('PARENT')] = str(os.getpid()); "
+        "p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL); "
+        "print(p.pid, flush=True); time.sleep(float(sys.argv[2]))"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", launcher, json.dumps(cmd), "6"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    pid = int(parent.stdout.readline().strip())
+
+    def alive() -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:  # a zombie counts as gone
+                return fh.read().split()[2] != "Z"
+        except FileNotFoundError:
+            return False
+
+    time.sleep(3.0)
+    assert alive(), "the worker should run while its parent is alive"
+    parent.wait(timeout=30)
+    _wait(lambda: not alive(), 30, "the orphaned worker to stop")

@@ -54,7 +54,8 @@ def start_worker(
     # The database URL may hold a password: hand it over in the child's environment, never on its
     # command line (visible to every local user in `ps`).
     env = {**os.environ, DB_URL_ENV: config.database_url}
-    return subprocess.Popen(worker_command(config, worker_id, poll_s), stdin=subprocess.DEVNULL, env=env)
+    cmd = [*worker_command(config, worker_id, poll_s), "--parent-pid", str(os.getpid())]
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--poll-s", type=float, default=1.0)
     parser.add_argument("--segmenter", default=None, help="module:function replacing the real pipeline")
     parser.add_argument("--worker-id", default=None)
+    parser.add_argument(
+        "--parent-pid", type=int, default=None, help="stop when this process (liverseg serve) is gone"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s: %(message)s")
     from liverseg.service.db import Database
@@ -90,6 +94,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    if args.parent_pid is not None:
+        # A worker started by `liverseg serve` must not outlive it (e.g. when serve is SIGKILLed
+        # and cannot terminate its workers): once re-parented, it finishes its job and stops.
+        def _watch_parent() -> None:
+            while not stop.wait(1.0):
+                if os.getppid() != args.parent_pid:
+                    log.warning("parent process %s is gone: stopping", args.parent_pid)
+                    stop.set()
+
+        threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
     Worker(database, config, args.worker_id).run_forever(stop, poll_s=args.poll_s)
     database.dispose()
     return 0
