@@ -36,11 +36,12 @@ def validate(
     *,
     overrides: dict[str, Path],
     sweep: list[tuple[float, float]],
+    min_confidence: float = 0.0,
 ) -> tuple[dict[str, dict], dict[str, dict]]:
     """Segment every held-out case with its own fold's cascade; score it.
 
-    Returns ``(results, sweep_results)``: per case the scores with the product's default
-    post-processing, and per case and (min_lesion_mm3, min_confidence) the lesion scores.
+    Returns ``(results, sweep_results)``: per case the scores with the product's post-processing
+    (``--min-lesion-mm3`` default and the model's ``min_confidence`` object filter), and per case and (min_lesion_mm3, min_confidence) the lesion scores.
     """
     from liverseg.data.dataset import load_dataset
     from liverseg.inference import SegmentOptions, segment_volume
@@ -81,7 +82,9 @@ def validate(
                 "recall": det.get("recall") if has_tumor else None,
                 "false_positive_lesions": det.get("n_false_positive"),
             }
-        final = remove_small_lesions(raw, ref.spacing, DEFAULT_MIN_MM3)
+        final = filter_lesions_by_confidence(
+            remove_small_lesions(raw, ref.spacing, DEFAULT_MIN_MM3), tumor_prob, min_confidence
+        )
         res = evaluate_case(final, ref.array, ref.spacing)
         les = res.get("lesions") or {}
         out[case] = {
@@ -141,12 +144,20 @@ def main() -> None:
     p.add_argument("--override", nargs="*", default=[], help="s1:CASE=ckpt or s2:CASE=ckpt")
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", type=Path)
+    p.add_argument("--min-confidence", type=float, default=0.0, help="the model's lesion confidence filter")
     p.add_argument("--sweep-min-mm3", nargs="*", type=float, default=[10, 50, 100, 200])
     p.add_argument("--sweep-confidence", nargs="*", type=float, default=[0.0, 0.6, 0.7, 0.8])
     args = p.parse_args()
     overrides = {k: Path(v) for k, v in (o.split("=", 1) for o in args.override)}
     sweep = [(m, c) for m in args.sweep_min_mm3 for c in args.sweep_confidence]
-    results, swept = validate(args.dataset, args.runs, args.cases, overrides=overrides, sweep=sweep)
+    results, swept = validate(
+        args.dataset,
+        args.runs,
+        args.cases,
+        overrides=overrides,
+        sweep=sweep,
+        min_confidence=args.min_confidence,
+    )
     emit(
         {"cases": results, "postprocess_sweep": swept},
         markdown(results) + "\n\n" + sweep_markdown(swept),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from liverseg.inference.postprocess import (
     fill_liver_holes,
@@ -71,3 +72,22 @@ def test_postprocess_empty_stays_empty() -> None:
     lab = np.zeros((4, 8, 8), np.uint8)
     out = postprocess_labels(lab, (1.0, 1.0, 1.0))
     assert out.dtype == np.uint8 and not out.any()
+
+
+@pytest.mark.parametrize(
+    "median_hu, flagged",
+    [(0.0, True), (10.0, True), (20.0, False), (60.0, False), (140.0, False), (400.0, True)],
+)
+def test_liver_attenuation_warning(median_hu: float, flagged: bool) -> None:
+    from liverseg.inference.api import LIVER_HU_PLAUSIBLE, liver_attenuation_warning
+
+    rng = np.random.default_rng(0)
+    hu = rng.normal(median_hu, 15, (8, 16, 16)).astype(np.float32)
+    hu[:, :4] = -1000.0  # air outside the mask must not count
+    mask = np.zeros(hu.shape, dtype=bool)
+    mask[:, 4:] = True
+    msg = liver_attenuation_warning(hu, mask)
+    assert (msg is not None) == flagged
+    if flagged:
+        assert "median attenuation of" in msg
+        assert f"{LIVER_HU_PLAUSIBLE[0]:.0f} to {LIVER_HU_PLAUSIBLE[1]:.0f} HU" in msg

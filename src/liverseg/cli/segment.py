@@ -60,7 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tta", action="store_true", help="test-time augmentation (3 scales; ~3x slower stage 2)")
     p.add_argument(
-        "--min-lesion-mm3", type=float, default=10.0, help="drop smaller lesions (default: %(default)s)"
+        "--min-lesion-mm3",
+        type=float,
+        default=None,
+        help="tumor components smaller than this become liver (default: the model's value, "
+        "100 for the shipped model)",
     )
     p.set_defaults(func=run)
 
@@ -86,7 +90,7 @@ def _case_name(path: Path) -> str:
 def _options(args: argparse.Namespace):
     from liverseg.inference import SegmentOptions
 
-    if args.min_lesion_mm3 < 0:
+    if args.min_lesion_mm3 is not None and args.min_lesion_mm3 < 0:
         raise LiversegError(f"--min-lesion-mm3 must be >= 0, got {args.min_lesion_mm3}")
     return SegmentOptions(
         model=args.model,

@@ -21,12 +21,18 @@ from liverseg.io import Volume, to_canonical
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SegmentOptions", "SegmentResult", "run_segment", "segment_volume"]
+__all__ = ["SegmentOptions", "SegmentResult", "liver_attenuation_warning", "run_segment", "segment_volume"]
 
 ProgressFn = Callable[[str, float], None]
 # A segmentation with less liver parenchyma (label 1) than this is not a plausible liver (the
 # smallest adult livers are ~600 ml; 50 ml also covers scans that catch only the liver's tip).
 MIN_LIVER_PARENCHYMA_ML = 50.0
+# Median attenuation of liver parenchyma seen in CT (HU). Unenhanced normal liver is 50-70 HU and
+# fatty liver down to ~10-20 HU; portal-venous enhancement reaches ~150 HU. A segmented "liver"
+# outside this range is probably not liver (e.g. a water-filled phantom, 0 HU): the result is kept
+# (dropping a real, severely fatty liver would be worse) but the report says why it is suspect.
+LIVER_HU_PLAUSIBLE = (15.0, 220.0)
+DEFAULT_MIN_LESION_MM3 = 10.0  # for a model whose model.json does not set postprocess.min_lesion_mm3
 NO_LIVER_WARNING = (
     "no liver was found in this scan (is it an abdominal CT covering the liver?); the label map is empty"
 )
@@ -40,7 +46,8 @@ class SegmentOptions:
         model: shipped model name, ``default``, a model folder or a checkpoint path.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         tta: test-time augmentation (stage 2 averaged over in-plane scales 0.9, 1.0, 1.1).
-        min_lesion_mm3: tumor components smaller than this (mm^3) are relabelled liver.
+        min_lesion_mm3: tumor components smaller than this (mm^3) are relabelled liver; None takes
+            the model's ``postprocess.min_lesion_mm3`` (:data:`DEFAULT_MIN_LESION_MM3` when absent).
         backend: ``auto`` (the model's measured-faster CPU backend), ``torch`` or ``onnx``.
         keep_probabilities: also return class probabilities on the input grid.
     """
@@ -48,7 +55,7 @@ class SegmentOptions:
     model: str = "default"
     device: str = "auto"
     tta: bool = False
-    min_lesion_mm3: float = 10.0
+    min_lesion_mm3: float | None = None
     backend: str = "auto"
     keep_probabilities: bool = False
 
@@ -63,6 +70,26 @@ class SegmentResult:
     timings_s: dict[str, float]
     model: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+
+
+def liver_attenuation_warning(hu: np.ndarray, parenchyma: np.ndarray) -> str | None:
+    """A warning when the median HU of the segmented parenchyma is not liver-like, else None.
+
+    Args:
+        hu: CT intensities (HU), any shape.
+        parenchyma: boolean mask of the same shape (label 1); must not be empty.
+
+    See :data:`LIVER_HU_PLAUSIBLE` for the range and why the result is only flagged.
+    """
+    median = float(np.median(hu[parenchyma]))
+    lo, hi = LIVER_HU_PLAUSIBLE
+    if lo <= median <= hi:
+        return None
+    return (
+        f"the segmented liver has a median attenuation of {median:.0f} HU, outside the range of liver "
+        f"tissue ({lo:.0f} to {hi:.0f} HU): check that this is an abdominal CT covering the liver "
+        "and review the segmentation before using its numbers"
+    )
 
 
 def segment_volume(
@@ -113,7 +140,11 @@ def segment_volume(
         labels_c[result.box] = postprocess_labels(
             labels_c[result.box],
             canon.spacing,
-            min_lesion_mm3=options.min_lesion_mm3,
+            min_lesion_mm3=(
+                float(post_cfg.get("min_lesion_mm3", DEFAULT_MIN_LESION_MM3))
+                if options.min_lesion_mm3 is None
+                else options.min_lesion_mm3
+            ),
             tumor_prob=result.tumor_prob,
             min_lesion_confidence=float(post_cfg.get("min_lesion_confidence", 0.0)),
         )
@@ -126,6 +157,11 @@ def segment_volume(
         labels_c[:] = 0
     if not liver_found:
         log.warning(NO_LIVER_WARNING)  # the report adds its own "no liver" warning
+    else:
+        attenuation = liver_attenuation_warning(canon.array, labels_c == 1)
+        if attenuation:
+            log.warning(attenuation)
+            warnings.append(attenuation)
 
     t0 = time.perf_counter()
     labels = image.with_array(reorientation.to_original_array(labels_c).astype(np.uint8))
