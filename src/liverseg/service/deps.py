@@ -21,6 +21,7 @@ __all__ = [
     "CSRF_HEADER",
     "Auth",
     "NotAuthenticated",
+    "binary_body",
     "client_ip",
     "current_user",
     "get_db",
@@ -100,3 +101,14 @@ def visible_problem(db: Session, problem_id: int, auth: Auth) -> ProblemReport:
     if not auth.is_admin and (study is None or study.owner_id != auth.user.id):
         raise HTTPException(status_code=404, detail=f"no problem report {problem_id}")
     return pr
+
+
+def binary_body(description: str) -> dict:
+    """OpenAPI ``openapi_extra`` for a route whose request body is one raw file (streamed, not a form)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "description": description,
+        }
+    }

@@ -16,7 +16,7 @@ from liverseg.errors import InputError
 from liverseg.service import registry
 from liverseg.service.auth import audit
 from liverseg.service.db import PROBLEM_STATES, AuditEvent, ModelVersion, ProblemReport, utcnow
-from liverseg.service.deps import Auth, client_ip, get_db, require_admin
+from liverseg.service.deps import Auth, binary_body, client_ip, get_db, require_admin
 from liverseg.service.monitoring import monitoring_stats
 from liverseg.service.routes_studies import ProblemOut, problem_out
 from liverseg.service.storage import save_stream
@@ -58,13 +58,7 @@ def list_models(_: Auth = Depends(require_admin), db: Session = Depends(get_db))
     "/models",
     status_code=201,
     response_model=ModelOut,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-            "description": "a checkpoint .pt written by liverseg train",
-        }
-    },
+    openapi_extra=binary_body("a checkpoint .pt written by liverseg train"),
 )
 async def register_model(
     request: Request,

@@ -22,7 +22,7 @@ from liverseg.errors import InputError
 from liverseg.service.auth import audit
 from liverseg.service.compare import compare_study_reports
 from liverseg.service.db import PROBLEM_CATEGORIES, Job, ProblemReport, Study, User, utcnow
-from liverseg.service.deps import Auth, client_ip, current_user, get_db, owned_study
+from liverseg.service.deps import Auth, binary_body, client_ip, current_user, get_db, owned_study
 from liverseg.service.jobs import enqueue, read_report
 from liverseg.service.storage import (
     fsync_dir,
@@ -118,13 +118,7 @@ def list_studies(
     "/api/studies",
     status_code=202,
     response_model=StudyOut,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-            "description": "the raw file: a NIfTI (.nii / .nii.gz) or a zip of one DICOM series",
-        }
-    },
+    openapi_extra=binary_body("the raw file: a NIfTI (.nii / .nii.gz) or a zip of one DICOM series"),
     responses={
         413: {"description": "upload too large"},
         422: {"description": "not NIfTI/DICOM, or unsafe zip"},
