@@ -50,6 +50,7 @@ def test_compare_tables(phantom_dir: Path, tmp_path: Path, tiny_config: Any) -> 
     summary = {r["network"]: r for r in result["summary"]}
     assert summary["net_a"]["params_M"] > 0 and summary["net_a"]["gflops"] > 0
     assert summary["net_a"]["train_s_per_epoch"] > 0 and summary["net_a"]["cases"] == 2
+    assert summary["net_a"]["train_steps"] >= 1 and summary["net_a"]["train_ms_per_step"] > 0
     with pytest.raises(ConfigError, match="--folds"):
         compare(paths, tmp_path / "cmp2", folds=9)
 

@@ -259,3 +259,12 @@ def test_cli_main_reports_config_errors(tmp_path: Path, capsys: pytest.CaptureFi
     err = capsys.readouterr().err
     assert err.count("liverseg: error: bad.yaml: optim.lr: expected float, got 'fast' (str)") == 2
     assert not (tmp_path / "run").exists()
+
+
+def test_step_timing_estimates_a_full_epoch_from_a_partial_one() -> None:
+    from liverseg.training.trainer import _step_timing
+
+    # a budget-stopped run: 30 steps in 6 s, epochs of 100 steps -> 200 ms/step, 20 s per epoch
+    t = _step_timing(6.0, 30, 100)
+    assert t["ms_per_step"] == 200.0 and t["seconds_per_epoch"] == 20.0
+    assert _step_timing(1.0, 0, 100)["seconds_per_epoch"] is None

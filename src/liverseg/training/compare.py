@@ -29,6 +29,8 @@ SUMMARY_COLUMNS = (
     "stage",
     "params_M",
     "gflops",
+    "train_steps",
+    "train_ms_per_step",
     "train_s_per_epoch",
     "infer_ms_per_slice",
     "liver_dice",
@@ -103,8 +105,13 @@ def _summary_row(
         "gflops": info["gflops"],
         "cases": len(cases),
     }
-    spe = [s["seconds_per_epoch"] for s in summaries if s.get("seconds_per_epoch")]
-    row["train_s_per_epoch"] = float(np.mean(spe)) if spe else float("nan")
+    for col, key in (
+        ("train_steps", "steps"),
+        ("train_ms_per_step", "ms_per_step"),
+        ("train_s_per_epoch", "seconds_per_epoch"),
+    ):
+        values = [s[key] for s in summaries if s.get(key)]
+        row[col] = float(np.mean(values)) if values else float("nan")
     row["infer_ms_per_slice"] = mean_std([c["ms_per_slice"] for c in cases])[0]
     for key in _CASE_METRICS:
         m, s, _, excl = mean_std([c[key] for c in cases])
@@ -209,7 +216,17 @@ def _write(
     write_csv(
         out_dir / "compare.csv",
         summary,
-        ["network", "model", "stage", "cases", "train_s_per_epoch", "infer_ms_per_slice", *numeric],
+        [
+            "network",
+            "model",
+            "stage",
+            "cases",
+            "train_steps",
+            "train_ms_per_step",
+            "train_s_per_epoch",
+            "infer_ms_per_slice",
+            *numeric,
+        ],
     )
     write_csv(
         out_dir / "compare_cases.csv", cases, ["network", "fold", "case", *_CASE_METRICS, "ms_per_slice"]

@@ -63,6 +63,22 @@ def train(
         cleanup(info)
 
 
+def _step_timing(seconds: float, steps: int, steps_per_epoch: int) -> dict[str, Any]:
+    """Training speed of this run: mean ms per optimiser step and the seconds a full epoch takes.
+
+    A budget-stopped run usually ends inside an epoch, so the epoch time is estimated as
+    ``ms_per_step x steps_per_epoch`` rather than averaged over (partial) epochs.
+    """
+    if steps <= 0:
+        return {"ms_per_step": None, "seconds_per_epoch": None}
+    per_step = seconds / steps
+    return {
+        "ms_per_step": round(1000 * per_step, 2),
+        "seconds_per_epoch": round(per_step * steps_per_epoch, 3),
+        "seconds_per_epoch_note": "mean training step time x steps per epoch; validation excluded",
+    }
+
+
 def _step_generator(device: torch.device, seed: int, step: int) -> torch.Generator:
     """A generator for on-device augmentation, a pure function of (seed, step) so resume replays it."""
     gen = torch.Generator(device=device)
@@ -140,6 +156,7 @@ def _train(
     hw = runtime.hardware(device, info.world_size)
     stop_reason, t_start, last_val = "epochs", time.perf_counter() - state["elapsed"], float("nan")
     epoch_times: list[float] = []  # training steps only (validation excluded)
+    first_step = state["step"]  # steps before a --resume are not timed here
     while state["epoch"] < cfg.epochs:
         epoch, t_epoch = state["epoch"], time.perf_counter()
         sampler.set_epoch(epoch)
@@ -279,8 +296,7 @@ def _train(
         "best_epoch": state["best_epoch"],
         "best_metrics": state["best_metrics"],
         "train_seconds": round(state["elapsed"], 3),
-        "seconds_per_epoch": round(sum(epoch_times) / len(epoch_times), 3) if epoch_times else None,
-        "seconds_per_epoch_note": "training steps only; validation excluded",
+        **_step_timing(sum(epoch_times), state["step"] - first_step, len(loader)),
         "hardware": hw,
         "split": run.split,
         "dataset_fingerprint": run.cache.fingerprint,
