@@ -148,3 +148,23 @@ def test_html_without_lesions_and_mismatched_report():
     _, labels_with_tumor = _scan()
     with pytest.raises(Exception, match="do not belong together"):
         render_html(report, image, labels_with_tumor)
+
+
+def test_many_lesions_pictures_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a failed segmentation with many specks: the table keeps them all, pictures only the largest
+    import liverseg.reporting.overlays as overlays
+
+    monkeypatch.setattr(overlays, "MAX_LESION_PICTURES", 3)
+    image, labels = _scan(tumor=False)
+    arr = labels.array.copy()
+    for i, (yy, xx) in enumerate([(20, 20), (20, 30), (30, 20), (30, 30), (40, 25), (25, 40)]):
+        arr[8, yy : yy + 2 + (i % 2), xx : xx + 2] = 2  # six separate small lesions
+    labels = labels.with_array(arr)
+    report = _report(image, labels)
+    assert report["lesion_count"] == 6
+    pngs = write_overlays(image, labels, report, tmp_path / "png")
+    assert [p.name for p in pngs] == ["overview.png", "lesion_01.png", "lesion_02.png", "lesion_03.png"]
+    page = write_html(report, image, labels, tmp_path / "r.html").read_text()
+    assert len(re.findall(r"<img ", page)) == 4
+    assert "3 largest lesions only" in page and "all 6" in page
+    assert page.count("<tr>") >= 6 + 1  # every lesion in the table

@@ -61,9 +61,16 @@ def _real_pipeline_ready() -> str | None:
 
 
 def _shipped_default() -> bool:
-    from liverseg.catalog import list_shipped_models
+    # not list_shipped_models(): the service tests' autouse fixture patches it to [] in this process
+    # (the server subprocess sees the real catalog)
+    from liverseg.catalog import resolve_model
+    from liverseg.errors import InputError
 
-    return any(m.get("default") for m in list_shipped_models())
+    try:
+        resolve_model("default")
+    except InputError:
+        return False
+    return True
 
 
 def _activate_tiny_checkpoint(db: Database, folder: Path) -> None:
@@ -223,6 +230,9 @@ def test_clinician_and_admin_journey(server: str, segmenter: str | None, tmp_pat
         assert page.eval_on_selector("#ov-img", "e => e.style.opacity") == "0"
         page.check("#overlay-toggle")
         expect(page.locator("#liver-volume")).to_have_text(re.compile(r"\d+\.\d ml"))
+        if segmenter is None:  # the shipped model on the sample (reference liver: ~1.4 l)
+            liver_ml = float(page.locator("#liver-volume").inner_text().split()[0])
+            assert 1000 < liver_ml < 1800, liver_ml
         lesions = page.locator("#lesion-table tbody tr")
         if segmenter is not None:
             expect(lesions).to_have_count(2)
@@ -275,6 +285,8 @@ def test_clinician_and_admin_journey(server: str, segmenter: str | None, tmp_pat
         page.goto(f"{server}/admin/monitoring")
         expect(page.locator("#per-model tbody tr")).to_have_count(1)
         expect(page.locator("#per-model tbody tr").first).to_contain_text("1 (")
+        if segmenter is None:
+            expect(page.locator("#per-model tbody tr").first).to_contain_text("liver-cascade")
         expect(page.locator("#queue-length")).to_have_text("0")
         page.goto(f"{server}/admin/audit")
         expect(page.locator("#audit-table")).to_contain_text("problem_report")

@@ -27,6 +27,10 @@ from liverseg.utils import atomic_write_bytes, ensure_parent
 __all__ = ["LIVER_WINDOW", "overlay_images", "render_lesion_png", "render_overview_png", "write_overlays"]
 
 LIVER_WINDOW = (50.0, 400.0)
+# Pictures are drawn for the largest lesions only (ids are assigned largest first): a scan with
+# hundreds of segmented specks (a failed segmentation) must not spend minutes drawing them. The
+# lesion table always lists every lesion.
+MAX_LESION_PICTURES = 25
 """(level, width) in HU of the liver window used for every picture."""
 
 _LIVER_COLOUR, _TUMOR_COLOUR, _LINE_COLOUR = "#32cd32", "#ff3030", "#ffd700"
@@ -175,6 +179,8 @@ def overlay_images(
 ) -> list[tuple[str, bytes]]:
     """``[("overview.png", png), ("lesion_01.png", png), ...]`` for a scan and its report.
 
+    Lesion pictures: the :data:`MAX_LESION_PICTURES` largest lesions (lowest ids) only.
+
     Raises:
         InputError: the report's lesions do not belong to ``labels`` (different lesion count).
     """
@@ -187,7 +193,7 @@ def overlay_images(
         )
     images = [("overview.png", render_overview_png(scan, report))]
     width = max(2, len(str(len(lesions))))
-    for lesion in sorted(lesions, key=lambda les: les["id"]):
+    for lesion in sorted(lesions, key=lambda les: les["id"])[:MAX_LESION_PICTURES]:
         images.append((f"lesion_{lesion['id']:0{width}d}.png", render_lesion_png(scan, lesion)))
     return images
 

@@ -92,6 +92,7 @@ def render_html(report: dict[str, Any], image: Volume, labels: Volume) -> str:
         for les in lesions
     )
     width = max(2, len(str(len(lesions))))
+    pictured = [les for les in lesions if f"lesion_{les['id']:0{width}d}.png" in pictures]
     figures = "".join(
         "<figure>"
         + _img(
@@ -102,8 +103,13 @@ def render_html(report: dict[str, Any], image: Volume, labels: Volume) -> str:
         + f"<figcaption>Lesion {_e(les['id'])}: {_num(les['longest_axial_diameter_mm'])} x "
         f"{_num(les['short_axis_mm'])} mm, {_num(les['volume_ml'], '{:.2f}')} ml, "
         f"{_e(les['location']['description'])}</figcaption></figure>"
-        for les in lesions
+        for les in pictured
     )
+    if len(pictured) < len(lesions):
+        figures += (
+            f'<p class="muted">Pictures of the {len(pictured)} largest lesions only; the table lists '
+            f"all {len(lesions)}.</p>"
+        )
     software = ", ".join(f"{_e(k)} {_e(v)}" for k, v in report.get("software", {}).items() if v)
     disclaimer = f'<p class="disclaimer">{_e(report.get("disclaimer"))}</p>'
     parts = [
