@@ -56,6 +56,22 @@ def _tile_z(path: Path, min_slices: int, folder: Path) -> Path:
     return out
 
 
+def _peak_rss_gb() -> float:
+    """This process's peak RSS since its exec (GB).
+
+    VmHWM of /proc/self/status belongs to the process's own address space; getrusage's ru_maxrss
+    would also count the parent's RSS at fork time (Linux carries it across exec), which made every
+    configuration report the benchmark parent's 4 GB when it had just built the phantom.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024**2  # kB -> GB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # not Linux: an upper bound
+
+
 def _worker(config: str, input_path: Path, device: str) -> dict:
     from liverseg.inference import SegmentOptions, run_segment
 
@@ -74,7 +90,7 @@ def _worker(config: str, input_path: Path, device: str) -> dict:
         report = run_segment(input_path, out, options=SegmentOptions(device=device, backend=backend))
         timings = report["timings_s"]
     wall = time.perf_counter() - t0
-    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    rss_gb = _peak_rss_gb()
     return {"config": config, "wall_s": wall, "peak_rss_gb": rss_gb, "timings_s": timings}
 
 
