@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from _results import emit, fmt
 
-DEFAULT_MIN_MM3 = 10.0  # liverseg segment --min-lesion-mm3 default
+DEFAULT_MIN_MM3 = 10.0  # size floor of the main table (the shipped model's own default is in its model.json)
 
 
 def _stage(runs: Path, stage: str, case: str) -> Path:

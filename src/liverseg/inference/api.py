@@ -158,7 +158,9 @@ def segment_volume(
     if not liver_found:
         log.warning(NO_LIVER_WARNING)  # the report adds its own "no liver" warning
     else:
-        attenuation = liver_attenuation_warning(canon.array, labels_c == 1)
+        assert result.box is not None  # a liver was found, so stage 1 gave a box
+        # labels are 0 outside the box: the median over the box is the median over the volume
+        attenuation = liver_attenuation_warning(canon.array[result.box], labels_c[result.box] == 1)
         if attenuation:
             log.warning(attenuation)
             warnings.append(attenuation)

@@ -24,14 +24,21 @@ from liverseg.io.volume import Volume
 from liverseg.reporting.measure import CanonicalScan, canonical_scan
 from liverseg.utils import atomic_write_bytes, ensure_parent
 
-__all__ = ["LIVER_WINDOW", "overlay_images", "render_lesion_png", "render_overview_png", "write_overlays"]
+__all__ = [
+    "LIVER_WINDOW",
+    "lesion_picture_name",
+    "overlay_images",
+    "render_lesion_png",
+    "render_overview_png",
+    "write_overlays",
+]
 
 LIVER_WINDOW = (50.0, 400.0)
+"""(level, width) in HU of the liver window used for every picture."""
 # Pictures are drawn for the largest lesions only (ids are assigned largest first): a scan with
 # hundreds of segmented specks (a failed segmentation) must not spend minutes drawing them. The
 # lesion table always lists every lesion.
 MAX_LESION_PICTURES = 25
-"""(level, width) in HU of the liver window used for every picture."""
 
 _LIVER_COLOUR, _TUMOR_COLOUR, _LINE_COLOUR = "#32cd32", "#ff3030", "#ffd700"
 
@@ -192,10 +199,14 @@ def overlay_images(
             f"{scan.n_lesions}: report and labels do not belong together"
         )
     images = [("overview.png", render_overview_png(scan, report))]
-    width = max(2, len(str(len(lesions))))
     for lesion in sorted(lesions, key=lambda les: les["id"])[:MAX_LESION_PICTURES]:
-        images.append((f"lesion_{lesion['id']:0{width}d}.png", render_lesion_png(scan, lesion)))
+        images.append((lesion_picture_name(lesion["id"], len(lesions)), render_lesion_png(scan, lesion)))
     return images
+
+
+def lesion_picture_name(lesion_id: int, n_lesions: int) -> str:
+    """File name of a lesion's picture: ``lesion_07.png`` (zero-padded to sort with ``n_lesions``)."""
+    return f"lesion_{lesion_id:0{max(2, len(str(n_lesions)))}d}.png"
 
 
 def write_overlays(image: Volume, labels: Volume, report: dict[str, Any], folder: str | Path) -> list[Path]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from liverseg.io.volume import Volume
-from liverseg.reporting.overlays import overlay_images
+from liverseg.reporting.overlays import lesion_picture_name, overlay_images
 from liverseg.utils import atomic_write_text
 
 __all__ = ["render_html", "write_html"]
@@ -91,15 +91,11 @@ def render_html(report: dict[str, Any], image: Volume, labels: Volume) -> str:
         f"<td>{_num(les['mean_hu'], '{:.0f}')}</td></tr>"
         for les in lesions
     )
-    width = max(2, len(str(len(lesions))))
-    pictured = [les for les in lesions if f"lesion_{les['id']:0{width}d}.png" in pictures]
+    names = {les["id"]: lesion_picture_name(les["id"], len(lesions)) for les in lesions}
+    pictured = [les for les in lesions if names[les["id"]] in pictures]
     figures = "".join(
         "<figure>"
-        + _img(
-            f"lesion_{les['id']:0{width}d}.png",
-            pictures[f"lesion_{les['id']:0{width}d}.png"],
-            f"lesion {les['id']}",
-        )
+        + _img(names[les["id"]], pictures[names[les["id"]]], f"lesion {les['id']}")
         + f"<figcaption>Lesion {_e(les['id'])}: {_num(les['longest_axial_diameter_mm'])} x "
         f"{_num(les['short_axis_mm'])} mm, {_num(les['volume_ml'], '{:.2f}')} ml, "
         f"{_e(les['location']['description'])}</figcaption></figure>"
