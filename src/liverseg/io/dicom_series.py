@@ -24,6 +24,7 @@ from pydicom.uid import UID
 
 from liverseg.errors import InputError
 from liverseg.io.dicom_geometry import SliceHeader, order_slices
+from liverseg.io.limits import check_voxel_count
 from liverseg.io.sources import FileSource, is_dicom_stream
 from liverseg.io.volume import Volume
 from liverseg.utils import progress
@@ -275,7 +276,9 @@ def read_dicom_series(
                     "multi-frame objects in one series",
                     path,
                 )
-            vol = _read_multiframe(src, headers[0])
+            h = headers[0]
+            check_voxel_count((h.number_of_frames, h.rows, h.columns), path, "the DICOM header")
+            vol = _read_multiframe(src, h)
             geometry_slices: Sequence[SliceHeader] = headers
             dropped: Sequence[SliceHeader] = ()
             array = vol.array.astype(dtype, copy=False)
@@ -285,6 +288,7 @@ def read_dicom_series(
             geometry_slices, dropped = geo.slices, geo.dropped
             spacing, origin, direction = geo.spacing, geo.origin, geo.direction
             h0 = geo.slices[0]
+            check_voxel_count((len(geo.slices), h0.rows, h0.columns), path, "the DICOM headers")
             array = np.empty((len(geo.slices), h0.rows, h0.columns), dtype=dtype)
             for k, h in enumerate(progress(geo.slices, desc="DICOM slices")):
                 array[k] = _read_pixels(src, h, path)
