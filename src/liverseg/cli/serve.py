@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,13 @@ def run(args: argparse.Namespace) -> int:
         args.workers,
         config.data_dir,
     )
+
+    def _terminated(signum: int, _frame: object) -> None:
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again: without a handler
+        # the process would die there and leave its workers running (the finally below).
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         uvicorn.run(
             app,
