@@ -14,8 +14,9 @@ its own session:
   slices with their overlays (``--think-ms`` between slices, a clinician scrolling), list the
   studies and download the label map and the report now and then.
 
-Prints requests per second, p50/p95/p99 latency per route, errors (non-2xx answers and
-exceptions), the slice latency of requests made while an upload was in flight, and after the
+Prints requests per second, the web process's CPU time (per request: independent of what else
+runs on the machine), p50/p95/p99 latency per route, errors (non-2xx answers and exceptions),
+the slice latency of requests made while an upload was in flight, and after the
 jobs finish (at most ``--drain-s``): studies lost (answered 202 but without a database row or
 folder), orphan folders (a folder without a row, or a leftover in ``incoming/``), failed jobs.
 
@@ -158,6 +159,13 @@ def health(url: str, stats: Stats, stop: threading.Event) -> None:
             time.sleep(0.5)
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (Linux ``/proc``)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -241,6 +249,7 @@ def main() -> int:
                         threading.Thread(target=viewer, args=(url, stats, study, n_slices, args, stop))
                     )
             load0 = os.getloadavg()[0]
+            cpu0 = _cpu_s(proc.pid)
             t0 = time.perf_counter()
             for t in threads:
                 t.start()
@@ -249,6 +258,7 @@ def main() -> int:
             for t in threads:
                 t.join(300)
             elapsed = time.perf_counter() - t0
+            web_cpu = _cpu_s(proc.pid) - cpu0
             load1 = os.getloadavg()[0]
             done, failed, pending = _wait_jobs(db, args.drain_s)
             with db.session() as s:
@@ -272,6 +282,10 @@ def main() -> int:
     )
     print(
         f"requests: {total} in {elapsed:.1f} s = {total / elapsed:.1f}/s; errors: {sum(stats.errors.values())}"
+    )
+    print(
+        f"web process CPU: {web_cpu:.1f} s = {100 * web_cpu / elapsed:.0f}% of one core, "
+        f"{1000 * web_cpu / max(total, 1):.1f} ms per request (uploads included)"
     )
     print(f"{'route':<10} {'n':>6} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for route in sorted(stats.ms):
