@@ -135,15 +135,25 @@ def print_summary(report: dict) -> None:
     print(f"Liver volume       : {report['liver_volume_ml']:.1f} ml")
     print(f"Tumor volume       : {report['tumor_volume_ml']:.2f} ml")
     print(f"Tumor burden       : {report['tumor_burden_percent']:.2f} % of liver")
-    print(f"Lesions            : {report['lesion_count']}")
+    possible = report.get("possible_lesion_count", 0)
+    print(
+        f"Lesions            : {report['lesion_count']}"
+        + (f" (+ {possible} possible, low confidence, not counted)" if possible else "")
+    )
     if report["lesions"]:
-        print(f"{'id':>3} {'volume ml':>10} {'long mm':>8} {'short mm':>8} {'RECIST':>6}  location")
+        print(
+            f"{'id':>3} {'volume ml':>10} {'long mm':>8} {'short mm':>8} {'RECIST':>6} {'conf':>5}  location"
+        )
         for les in report["lesions"]:
             loc = les.get("location", {})
             loc_s = str(loc.get("description", "")) if isinstance(loc, dict) else str(loc)
+            conf = les.get("confidence")
+            conf_s = "n/a" if conf is None else f"{100 * conf:.0f}%"
+            recist = "-" if les.get("possible") else ("yes" if les["recist_measurable"] else "no")
+            flag = "  POSSIBLE (not counted)" if les.get("possible") else ""
             print(
                 f"{les['id']:>3} {les['volume_ml']:>10.2f} {les['longest_axial_diameter_mm']:>8.1f} "
-                f"{les['short_axis_mm']:>8.1f} {'yes' if les['recist_measurable'] else 'no':>6}  {loc_s}"
+                f"{les['short_axis_mm']:>8.1f} {recist:>6} {conf_s:>5}  {loc_s}{flag}"
             )
     total = report.get("timings_s", {}).get("total")
     if total is not None:

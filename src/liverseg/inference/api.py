@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from liverseg.errors import InputError
+from liverseg.inference.lesion_confidence import LesionModel, decide_lesions
 from liverseg.io import Volume, to_canonical
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,10 @@ class SegmentResult:
     timings_s: dict[str, float]
     model: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    # uint8 on the input grid: encoded confidence of every listed lesion candidate (confirmed ones
+    # are label 2, possible ones are liver in ``labels``); None for a model without a lesion model
+    # (liverseg.inference.lesion_confidence.decode_confidence reads it)
+    lesion_confidence: Volume | None = None
 
 
 def liver_attenuation_warning(hu: np.ndarray, parenchyma: np.ndarray) -> str | None:
@@ -135,7 +140,9 @@ def segment_volume(
 
     t0 = time.perf_counter()
     post_cfg = bundle.info.get("postprocess", {})
+    lesion_model = LesionModel.from_dict(post_cfg["lesion_model"]) if "lesion_model" in post_cfg else None
     labels_c = result.labels
+    conf_c: np.ndarray | None = None
     if result.box is not None:  # labels are 0 outside the box: post-process the box only (memory)
         labels_c[result.box] = postprocess_labels(
             labels_c[result.box],
@@ -148,6 +155,19 @@ def segment_volume(
             tumor_prob=result.tumor_prob,
             min_lesion_confidence=float(post_cfg.get("min_lesion_confidence", 0.0)),
         )
+        if lesion_model is not None and result.tumor_prob is not None:
+            decision = decide_lesions(
+                labels_c[result.box], result.tumor_prob, canon.array[result.box], canon.spacing, lesion_model
+            )
+            labels_c[result.box] = decision.labels
+            conf_c = np.zeros(canon.shape, np.uint8)
+            conf_c[result.box] = decision.confidence_map
+            log.info(
+                "lesion model: %d confirmed, %d possible, %d dropped candidate(s)",
+                decision.n_confirmed,
+                decision.n_possible,
+                decision.n_dropped,
+            )
     timings["postprocess"] = time.perf_counter() - t0
     parenchyma_ml = float((labels_c == 1).sum()) * canon.voxel_volume_ml
     liver_found = parenchyma_ml >= MIN_LIVER_PARENCHYMA_ML
@@ -155,6 +175,8 @@ def segment_volume(
         # e.g. a water-filled structure taken for an all-tumor "liver": not a plausible liver
         log.info("only %.1f ml of liver parenchyma was segmented: treated as no liver", parenchyma_ml)
         labels_c[:] = 0
+        if conf_c is not None:
+            conf_c[:] = 0
     if not liver_found:
         log.warning(NO_LIVER_WARNING)  # the report adds its own "no liver" warning
     else:
@@ -170,10 +192,11 @@ def segment_volume(
     probs = None
     if result.probabilities is not None:
         probs = reorientation.to_original_array(result.probabilities)
+    confidence = None if conf_c is None else image.with_array(reorientation.to_original_array(conf_c))
     timings["inverse_mapping"] = time.perf_counter() - t0
     report("postprocess", 1.0)
     model_info = {**bundle.describe(), "backend": backend, "device": device}
-    return SegmentResult(labels, probs, liver_found, timings, model_info, warnings)
+    return SegmentResult(labels, probs, liver_found, timings, model_info, warnings, confidence)
 
 
 def _check_outputs(paths: list[Path | None]) -> None:
@@ -238,6 +261,7 @@ def run_segment(
         timings_s=timings,
         input_info=input_info,
         warnings=result.warnings,
+        lesion_confidence=result.lesion_confidence,
     )
     t0 = time.perf_counter()
     if html is not None:
