@@ -44,9 +44,9 @@ def test_versions_resolve_by_name_version_and_default(
         "0.2.0",
         "0.10.0",
     ]
-    with pytest.raises(InputError, match="no version '9.9'.*0.1.0, 0.2.0, 0.10.0"):
+    with pytest.raises(InputError, match=r"no version .9\.9.*0\.1\.0, 0\.2\.0, 0\.10\.0"):
         resolve_model("liver-cascade@9.9")
-    with pytest.raises(InputError, match="liver-cascade@0.2.0"):
+    with pytest.raises(InputError, match=r"liver-cascade@0\.2\.0"):
         resolve_model("nope")
 
 
@@ -54,7 +54,7 @@ def test_default_must_be_unique(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(catalog, "CATALOG_DIR", tmp_path)
     _version(tmp_path, "a", "1", default=True)
     _version(tmp_path, "b", "1", default=True)
-    with pytest.raises(InputError, match="exactly one shipped model marked default under .*, found 2"):
+    with pytest.raises(InputError, match=r"exactly one shipped model marked default under .*, found 2"):
         resolve_model("default")
 
 

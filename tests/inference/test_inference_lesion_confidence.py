@@ -11,7 +11,7 @@ from liverseg.inference.lesion_confidence import FEATURES, LesionModel, candidat
 
 def _scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A 100 HU liver block holding a 40 HU sphere (r 5 mm), a thin 200 HU tube and an edge blob."""
-    shape, sp = (40, 64, 64), (1.0, 1.0, 1.0)
+    shape = (40, 64, 64)
     idx = np.indices(shape).astype(float)
     labels = np.zeros(shape, np.uint8)
     labels[2:38, 4:60, 4:60] = 1

@@ -179,7 +179,7 @@ def test_possible_lesions_are_listed_flagged_and_not_counted():
     assert ids.size  # the scan has two tumors; demote the smaller one to a "possible" candidate
     from liverseg.metrics.lesions import connected_lesions
 
-    cc, n = connected_lesions(lab == 2)
+    cc, _n = connected_lesions(lab == 2)
     sizes = np.bincount(cc.ravel())[1:]
     small, big = int(np.argmin(sizes)) + 1, int(np.argmax(sizes)) + 1
     conf = np.zeros(lab.shape, np.uint8)

@@ -87,7 +87,7 @@ def encode_confidence(confidence: float) -> int:
     candidate holds its encoded confidence (step 1/254), every other voxel 0. One byte per voxel,
     like the label map itself.
     """
-    return int(round(float(np.clip(confidence, 0.0, 1.0)) * 254.0)) + 1
+    return round(float(np.clip(confidence, 0.0, 1.0)) * 254.0) + 1
 
 
 def decode_confidence(code: np.ndarray | int) -> np.ndarray:
