@@ -81,7 +81,15 @@ def ct_slice(
     return ds
 
 
-def write_volume_as_dicom(volume, folder: Path, *, intercept: float = -1024.0) -> Path:
+def write_volume_as_dicom(
+    volume,
+    folder: Path,
+    *,
+    intercept: float = -1024.0,
+    study_uid: str | None = None,
+    patient_id: str = "SYNTH001",
+    series_number: int = 3,
+) -> Path:
     """Write a HU ``Volume`` (any direction) as a single-frame CT series, one file per slice.
 
     File names are ``slice_<rank>`` in a shuffled order so readers must sort by position.
@@ -89,7 +97,8 @@ def write_volume_as_dicom(volume, folder: Path, *, intercept: float = -1024.0) -
     folder.mkdir(parents=True, exist_ok=True)
     d = np.asarray(volume.direction)
     orientation = [*d[:, 0], *d[:, 1]]
-    series_uid, study_uid, for_uid = generate_uid(), generate_uid(), generate_uid()
+    series_uid, for_uid = generate_uid(), generate_uid()
+    study_uid = study_uid or generate_uid()
     dz, dy, dx = volume.spacing
     rng = np.random.default_rng(0)
     names = rng.permutation(volume.shape[0])
@@ -107,7 +116,9 @@ def write_volume_as_dicom(volume, folder: Path, *, intercept: float = -1024.0) -
             instance=z + 1,
             intercept=intercept,
             thickness=dz,
+            series_number=series_number,
         )
+        ds.PatientID = patient_id
         ds.save_as(folder / f"slice_{names[z]:04d}", enforce_file_format=True)
     return folder
 

@@ -25,7 +25,7 @@ from liverseg.reporting.dicom_sr import (
 @pytest.fixture
 def case(tmp_path: Path) -> tuple[Volume, Volume, dict]:
     """A small DICOM CT with a liver and two separate lesions, its labels and its report."""
-    z, y, x = np.mgrid[0:10, 0:40, 0:40]
+    _z, y, x = np.mgrid[0:10, 0:40, 0:40]
     ct = np.where((y - 20) ** 2 + (x - 20) ** 2 < 18**2, 60.0, -1000.0).astype(np.float32)
     folder = write_volume_as_dicom(Volume(ct, (2.5, 0.8, 0.8), (-16.0, -16.0, 0.0)), tmp_path / "ct")
     image = read_dicom_series(folder)
@@ -54,7 +54,11 @@ def _write(case, tmp_path: Path, report: dict | None = None) -> tuple[Path, Path
     sources = source_datasets(image)
     content = measurement_report(rep, seg=seg_reference(seg), source_images=sources)
     sr_path = write_dicom_sr(
-        content, evidence=[seg, *sources], source=image, path=tmp_path / "sr.dcm", coding_schemes=CODING_SCHEMES
+        content,
+        evidence=[seg, *sources],
+        source=image,
+        path=tmp_path / "sr.dcm",
+        coding_schemes=CODING_SCHEMES,
     )
     return seg_path, sr_path
 
@@ -76,7 +80,9 @@ def test_sr_holds_the_report_numbers_and_references_segments_and_images(case, tm
     assert _values(totals["liver"])["Volume"] == pytest.approx(report["liver_volume_ml"])
     tumors = _values(totals["liver tumors"])
     assert tumors["Volume"] == pytest.approx(report["tumor_volume_ml"])
-    assert tumors["Tumor burden (tumor volume / liver volume)"] == pytest.approx(report["tumor_burden_percent"])
+    assert tumors["Tumor burden (tumor volume / liver volume)"] == pytest.approx(
+        report["tumor_burden_percent"]
+    )
     rois = sr.content.get_volumetric_roi_measurement_groups()
     segments = {int(s.SegmentNumber): s for s in seg.SegmentSequence}
     assert len(rois) == 2
@@ -128,7 +134,7 @@ def test_seg_and_sr_pass_dciodvfy(case, tmp_path):
 
 
 def test_possible_lesions_are_left_out_of_the_sr(case, tmp_path):
-    image, labels, report = case
+    _image, _labels, report = case
     # a report (issue 9 style) listing an extra candidate the model was not sure of: not in the
     # label map, not in the totals, and not in the SR
     extra = {**report["lesions"][1], "id": 3, "possible": True, "volume_ml": 0.05}
@@ -145,8 +151,10 @@ def test_possible_lesions_are_left_out_of_the_sr(case, tmp_path):
 def test_no_liver_says_absent_instead_of_zero(tmp_path, case):
     image, labels, _ = case
     empty = labels.with_array(np.zeros(labels.shape, np.uint8))
-    report = build_report(image, empty, model={"name": "m", "version": "1"}, timings_s={}, input_info={}, warnings=[])
-    seg_path, sr_path = _write((image, empty, report), tmp_path)
+    report = build_report(
+        image, empty, model={"name": "m", "version": "1"}, timings_s={}, input_info={}, warnings=[]
+    )
+    _seg_path, sr_path = _write((image, empty, report), tmp_path)
     sr = hd.sr.Comprehensive3DSR.from_dataset(pydicom.dcmread(sr_path))
     (liver,) = sr.content.get_image_measurement_groups()
     assert liver.get_measurements() == []
@@ -158,5 +166,5 @@ def test_no_liver_says_absent_instead_of_zero(tmp_path, case):
 def test_a_lesion_the_label_map_does_not_hold_is_an_error(case):
     image, labels, report = case
     wrong = {**report, "lesions": [{**report["lesions"][0], "volume_ml": 99.0}, report["lesions"][1]]}
-    with pytest.raises(OutputError, match="report lesion 1 .* matches no tumor component"):
+    with pytest.raises(OutputError, match=r"report lesion 1 .* matches no tumor component"):
         lesion_map(image, labels, wrong)

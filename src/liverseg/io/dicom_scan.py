@@ -36,6 +36,7 @@ from liverseg.utils import progress
 __all__ = [
     "ScanResult",
     "SkippedFile",
+    "classify",
     "non_image_reason",
     "read_slice_header",
     "scan_source",
@@ -212,9 +213,15 @@ def _image_reason(h: SliceHeader) -> str | None:
     return None
 
 
-def _skip(h: SliceHeader | None, member: str, reason: str) -> SkippedFile:
-    if h is None:
-        return SkippedFile(member, reason)
+def classify(ds: pydicom.Dataset, member: str) -> SliceHeader | SkippedFile:
+    """A candidate image header, or the reason this DICOM object is left out.
+
+    Works on any header-only dataset: a file's, or one made from DICOMweb JSON metadata.
+    """
+    h = read_slice_header(ds, member)
+    reason = non_image_reason(h.sop_class_uid, h.rows, h.columns) or _image_reason(h)
+    if reason is None:
+        return h
     return SkippedFile(member, reason, h.series_instance_uid, h.series_number, h.modality)
 
 
@@ -246,13 +253,12 @@ def scan_source(src: FileSource, subfolder: str | None = None) -> ScanResult:
             log.debug("%s: skipping %s (unreadable DICOM header: %s)", src.path, member, exc)
             result.skipped.append(SkippedFile(member, f"unreadable DICOM header ({type(exc).__name__})"))
             continue
-        h = read_slice_header(ds, member)
-        reason = non_image_reason(h.sop_class_uid, h.rows, h.columns) or _image_reason(h)
-        if reason is not None:
-            log.debug("%s: skipping %s (%s)", src.path, member, reason)
-            result.skipped.append(_skip(h, member, reason))
-            continue
-        result.images.append(h)
+        item = classify(ds, member)
+        if isinstance(item, SkippedFile):
+            log.debug("%s: skipping %s (%s)", src.path, member, item.reason)
+            result.skipped.append(item)
+        else:
+            result.images.append(item)
     if not result.images:
         raise InputError(
             f"expected DICOM image files, found none among {len(members)} file(s) "

@@ -1,0 +1,137 @@
+"""A real Orthanc PACS with its DICOMweb plugin for the tests (Debian ``orthanc``, ``orthanc-dicomweb``).
+
+``.ci/run`` starts one and exports ``LIVERSEG_TEST_ORTHANC_URL`` (+ ``_USERNAME``/``_PASSWORD``);
+otherwise the ``orthanc`` fixture starts its own when the Debian packages are installed, and the
+tests skip when they are not (they fail instead under ``CI=true``).
+
+Orthanc 1.10 has no option to bind its HTTP server to one address, so it is locked down
+instead: ``RemoteAccessAllowed: false`` (requests from any address but the loopback are refused),
+HTTP basic authentication with a random password, no DICOM (DIMSE) port at all, no web explorer,
+no WebDAV; the configuration file and the storage live in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ORTHANC = Path("/usr/sbin/Orthanc")
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+ENV_URL, ENV_USER, ENV_PASSWORD = (
+    "LIVERSEG_TEST_ORTHANC_URL",
+    "LIVERSEG_TEST_ORTHANC_USERNAME",
+    "LIVERSEG_TEST_ORTHANC_PASSWORD",
+)
+
+
+@dataclass
+class OrthancServer:
+    """A running Orthanc: its HTTP root (``http://127.0.0.1:PORT``), credentials and process."""
+
+    root: str
+    username: str
+    password: str
+    process: subprocess.Popen | None = None
+    log: Path | None = None
+
+    @property
+    def dicomweb(self) -> str:
+        return self.root.rstrip("/") + "/dicom-web"
+
+    def env(self) -> dict[str, str]:
+        """Environment for ``liverseg pacs`` (credentials never go on the command line)."""
+        return {
+            **os.environ,
+            "LIVERSEG_PACS_URL": self.dicomweb,
+            "LIVERSEG_PACS_USERNAME": self.username,
+            "LIVERSEG_PACS_PASSWORD": self.password,
+        }
+
+    def get(self, path: str) -> requests.Response:
+        return requests.get(self.root + path, auth=(self.username, self.password), timeout=30)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def orthanc_available() -> bool:
+    return ORTHANC.is_file() and DICOMWEB_PLUGIN.is_file()
+
+
+def orthanc_config(folder: Path, port: int, username: str, password: str) -> dict:
+    """The test configuration: loopback-only access, authentication, DICOMweb, no DIMSE port."""
+    return {
+        "Name": "liverseg-test",
+        "StorageDirectory": str(folder / "storage"),
+        "IndexDirectory": str(folder / "storage"),
+        "Plugins": [str(DICOMWEB_PLUGIN)],
+        "HttpServerEnabled": True,
+        "HttpPort": port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": True,
+        "RegisteredUsers": {username: password},
+        "DicomServerEnabled": False,
+        "OrthancExplorerEnabled": False,
+        "WebDavEnabled": False,
+        "HttpDescribeErrors": True,
+        "ConcurrentJobs": 1,
+        "SaveJobs": False,
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False, "Host": f"127.0.0.1:{port}"},
+    }
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_orthanc(folder: Path, timeout_s: float = 60.0) -> OrthancServer:
+    """Write a configuration into ``folder`` and start Orthanc; returns once it answers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    username, password = "liverseg", secrets.token_urlsafe(16)
+    config = folder / "orthanc.json"
+    config.write_text(json.dumps(orthanc_config(folder, port, username, password), indent=2))
+    config.chmod(0o600)
+    log = folder / "orthanc.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [str(ORTHANC), str(config)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    server = OrthancServer(f"http://127.0.0.1:{port}", username, password, process, log)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"Orthanc exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if server.get("/system").status_code == 200:
+                return server
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"Orthanc did not answer within {timeout_s} s: {log.read_text()[-2000:]}")
+
+
+def server_from_env() -> OrthancServer | None:
+    """The Orthanc that ``.ci/run`` started, if its URL is in the environment."""
+    url = os.environ.get(ENV_URL)
+    if not url:
+        return None
+    return OrthancServer(url.rstrip("/"), os.environ.get(ENV_USER, ""), os.environ.get(ENV_PASSWORD, ""))
