@@ -171,3 +171,111 @@ def dciodvfy_errors(path: Path) -> list[str]:
         pytest.skip("dciodvfy not installed (Debian package dicom3tools)")
     res = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=300)
     return [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("Error")]
+
+
+DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.67"  # X-Ray Radiation Dose SR
+KOS = "1.2.840.10008.5.1.4.1.1.88.59"
+GSPS = "1.2.840.10008.5.1.4.1.1.11.1"
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+
+
+class Study:
+    """Writes the files of one synthetic study (shared study / frame of reference UIDs)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.study_uid, self.for_uid = generate_uid(), generate_uid()
+        self.rng = np.random.default_rng(0)
+
+    def series(
+        self,
+        folder: str,
+        z: Sequence[float],
+        *,
+        number: int,
+        series_uid: str | None = None,
+        image_type: Sequence[str] = ("ORIGINAL", "PRIMARY", "AXIAL"),
+        acquisition: int = 1,
+        thickness: float = 2.5,
+        orientation: Sequence[float] = (1, 0, 0, 0, 1, 0),
+        shape: tuple[int, int] = (6, 7),
+        prefix: str = "IM",
+        xy: tuple[float, float] = (-20.0, 30.0),
+    ) -> tuple[str, np.ndarray, list[str]]:
+        """Write a stack; returns (series UID, HU in ascending position order, file names)."""
+        out = self.root / folder
+        out.mkdir(parents=True, exist_ok=True)
+        uid = series_uid or generate_uid()
+        row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:], float)
+        normal = np.cross(row, col)
+        stored = self.rng.integers(0, 2000, size=(len(z), *shape)).astype(np.uint16)
+        names = []
+        for k, pos in enumerate(z):
+            ds = ct_slice(
+                stored[k],
+                position=row * xy[0] + col * xy[1] + normal * pos,
+                orientation=orientation,
+                series_uid=uid,
+                study_uid=self.study_uid,
+                for_uid=self.for_uid,
+                instance=k + 1,
+                thickness=thickness,
+                image_type=image_type,
+                acquisition=acquisition,
+                series_number=number,
+            )
+            name = f"{prefix}{acquisition}_{k:03d}"
+            ds.save_as(out / name, enforce_file_format=True)
+            names.append(f"{folder}/{name}")
+        order = np.argsort(np.asarray(z), kind="stable")
+        return uid, (stored.astype(np.float32) - 1024.0)[order], [names[i] for i in order]
+
+    def other(self, name: str, sop_class: str, *, modality: str, rgb: bool = False) -> None:
+        ds = non_image(
+            sop_class,
+            series_uid=generate_uid(),
+            study_uid=self.study_uid,
+            modality=modality,
+            rgb_matrix=(8, 8) if rgb else None,
+        )
+        (self.root / name).parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(self.root / name, enforce_file_format=True)
+
+
+def write_messy_export(root: Path) -> dict:
+    """The export of issue 10 under ``root``: an axial series (number 3, 12 slices) with a coronal
+    reformat saved into it, localizers, a derived copy of the series (number 4), a dose report,
+    a KOS, a presentation state, a colour dose screen and a README.
+
+    Returns ``root``, the axial series' UID, its HU (ascending position) and file names, and the
+    derived series' UID.
+    """
+    st = Study(root)
+    z = [2.5 * k for k in range(12)]
+    uid, hu, names = st.series("SE3", z, number=3)
+    # the scanner's coronal reformat, in the same series
+    coronal = ct_slice(
+        np.zeros((6, 12), np.uint16),
+        position=(-20.0, 0.0, 27.5),
+        orientation=(1, 0, 0, 0, 0, -1),
+        series_uid=uid,
+        study_uid=st.study_uid,
+        for_uid=st.for_uid,
+        instance=99,
+        image_type=("DERIVED", "SECONDARY", "REFORMATTED"),
+    )
+    coronal.save_as(root / "SE3" / "IM_coronal", enforce_file_format=True)
+    derived_uid, _, _ = st.series("SE4", z, number=4, image_type=("DERIVED", "SECONDARY", "AXIAL"))
+    st.series(
+        "SE1",
+        [0.0, 1.0],
+        number=1,
+        image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"),
+        orientation=(0, 1, 0, 0, 0, -1),
+    )
+    st.other("SE997/dose_sr", DOSE_SR, modality="SR")
+    st.other("SE998/kos", KOS, modality="KO")
+    st.other("SE999/gsps", GSPS, modality="PR")
+    st.other("SE996/dose_screen", SECONDARY_CAPTURE, modality="CT", rgb=True)
+    (root / "README.TXT").write_text("export made by a PACS workstation")
+    return {"root": root, "uid": uid, "hu": hu, "names": names, "derived": derived_uid}

@@ -71,7 +71,9 @@ def make_study(orthanc: OrthancServer, slab: Volume, tmp_path: Path) -> Callable
                 files.append(folder / f"loc{k}.dcm")
                 ds.save_as(files[-1], enforce_file_format=True)
         if dose_report:
-            ds = non_image("1.2.840.10008.5.1.4.1.1.88.67", series_uid=generate_uid(), study_uid=study, modality="SR")
+            ds = non_image(
+                "1.2.840.10008.5.1.4.1.1.88.67", series_uid=generate_uid(), study_uid=study, modality="SR"
+            )
             ds.PatientID = patient
             files.append(folder / "dose.dcm")
             ds.save_as(files[-1], enforce_file_format=True)

@@ -20,7 +20,11 @@ def _file(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
 
 
 def test_environment_gives_url_and_credentials_and_repr_hides_them(tmp_path):
-    env = {"LIVERSEG_PACS_URL": URL + "/", "LIVERSEG_PACS_USERNAME": "ris", "LIVERSEG_PACS_PASSWORD": "s3cret"}
+    env = {
+        "LIVERSEG_PACS_URL": URL + "/",
+        "LIVERSEG_PACS_USERNAME": "ris",
+        "LIVERSEG_PACS_PASSWORD": "s3cret",
+    }
     cfg = load_pacs_config(env={**env, "XDG_CONFIG_HOME": str(tmp_path)})
     assert (cfg.url, cfg.username, cfg.password) == (URL, "ris", "s3cret")
     assert "s3cret" not in repr(cfg) and "s3cret" not in cfg.describe()
@@ -38,7 +42,11 @@ def test_config_file_then_environment_override(tmp_path):
     (tmp_path / "liverseg" / "pacs.yaml").write_text("url: http://pacs.example/dicom-web\ntoken: t0k\n")
     (tmp_path / "liverseg" / "pacs.yaml").chmod(0o600)
     cfg = load_pacs_config(env={"XDG_CONFIG_HOME": str(tmp_path)})
-    assert cfg.url == "http://pacs.example/dicom-web" and cfg.token == "t0k" and cfg.describe().endswith("(bearer token)")
+    assert (
+        cfg.url == "http://pacs.example/dicom-web"
+        and cfg.token == "t0k"
+        and cfg.describe().endswith("(bearer token)")
+    )
     assert load_pacs_config(env={"LIVERSEG_PACS_CONFIG": str(path)}).username == "a"
 
 

@@ -10,7 +10,6 @@ import json
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import highdicom as hd
 import numpy as np
@@ -66,7 +65,11 @@ def test_segment_a_study_and_read_seg_and_sr_back_from_orthanc(orthanc, make_stu
     (sr_file,) = client.retrieve_series(st["study"], ours["SeriesInstanceUID"], tmp_path / "sr")
     sr = hd.sr.Comprehensive3DSR.from_dataset(pydicom.dcmread(sr_file))
     assert sr.SOPInstanceUID == summary["sr_sop_instance_uid"] and sr.StudyInstanceUID == st["study"]
-    evidence_series = {s.SeriesInstanceUID for e in sr.CurrentRequestedProcedureEvidenceSequence for s in e.ReferencedSeriesSequence}
+    evidence_series = {
+        s.SeriesInstanceUID
+        for e in sr.CurrentRequestedProcedureEvidenceSequence
+        for s in e.ReferencedSeriesSequence
+    }
     assert evidence_series == {st["ct_series"], seg.SeriesInstanceUID}
     for group in sr.content.get_volumetric_roi_measurement_groups():
         assert group.referenced_segment.referenced_sop_instance_uid == seg.SOPInstanceUID
@@ -114,7 +117,9 @@ def test_watch_records_failures_and_retries_a_bounded_number_of_times(orthanc, m
         summary = watch(client, options=bad, **kw)
         assert summary.failed == 1
         entry = Ledger(kw["ledger_path"]).get(st["ct_series"])
-        assert entry["status"] == "failed" and entry["attempts"] == attempt and "no-such-model" in entry["error"]
+        assert (
+            entry["status"] == "failed" and entry["attempts"] == attempt and "no-such-model" in entry["error"]
+        )
     assert watch(client, options=bad, **kw).processed == 0  # attempts used up: left alone
     assert "SEG" not in _series_by_modality(client, st["study"])
 
@@ -145,6 +150,8 @@ def test_orthanc_refuses_other_addresses_than_the_loopback(orthanc):
     if address.startswith("127."):
         pytest.skip("no non-loopback IPv4 address on this machine")
     port = orthanc.root.rsplit(":", 1)[1]
-    answer = requests.get(f"http://{address}:{port}/system", auth=(orthanc.username, orthanc.password), timeout=10)
+    answer = requests.get(
+        f"http://{address}:{port}/system", auth=(orthanc.username, orthanc.password), timeout=10
+    )
     assert answer.status_code in (401, 403)
     assert orthanc.get("/system").status_code == 200
