@@ -279,3 +279,17 @@ def write_messy_export(root: Path) -> dict:
     st.other("SE996/dose_screen", SECONDARY_CAPTURE, modality="CT", rgb=True)
     (root / "README.TXT").write_text("export made by a PACS workstation")
     return {"root": root, "uid": uid, "hu": hu, "names": names, "derived": derived_uid}
+
+
+def sample_slab(n_slices: int = 24):
+    """``n_slices`` slices of the bundled sample CT through the middle of its liver (HU volume):
+    small enough for a real-model run in seconds."""
+    from liverseg.io import Volume, read_volume
+
+    sample = Path(__file__).resolve().parents[1] / "src" / "liverseg" / "sample"
+    image = read_volume(sample / "chaos_ct3_image.nii.gz")
+    label = read_volume(sample / "chaos_ct3_label.nii.gz", kind="label")
+    z = np.flatnonzero(label.array.any(axis=(1, 2)))
+    start = int(z[len(z) // 2]) - n_slices // 2
+    origin = image.index_to_physical(np.array([start, 0, 0]))
+    return Volume(image.array[start : start + n_slices], image.spacing, origin, image.direction)

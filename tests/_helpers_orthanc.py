@@ -135,3 +135,71 @@ def server_from_env() -> OrthancServer | None:
     if not url:
         return None
     return OrthancServer(url.rstrip("/"), os.environ.get(ENV_USER, ""), os.environ.get(ENV_PASSWORD, ""))
+
+
+def pacs_client(server: OrthancServer):
+    """A :class:`liverseg.pacs.PacsClient` for ``server``."""
+    from liverseg.pacs import PacsClient, PacsConfig
+
+    return PacsClient(PacsConfig(server.dicomweb, server.username, server.password, timeout_s=120))
+
+
+def push_study(
+    server: OrthancServer,
+    slab,
+    folder: Path,
+    *,
+    localizer: bool = True,
+    dose_report: bool = True,
+    ct: bool = True,
+) -> dict:
+    """Write a study into ``folder/<patient>`` and store it into ``server`` (STOW-RS).
+
+    The study holds the CT ``slab`` (series 3), optionally two localizer images (series 1, a
+    CT series of its own) and a dose report (SR). Each call uses a new patient id, so tests can
+    filter on it. Returns the patient id, study and CT series UIDs and the local CT folder.
+    """
+    import uuid
+
+    import numpy as np
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from _helpers_dicom import ct_slice, non_image, write_volume_as_dicom
+
+    patient = f"LS-{uuid.uuid4().hex[:10]}"
+    study = generate_uid()
+    root = folder / patient
+    root.mkdir(parents=True)
+    files: list[Path] = []
+    ct_series = None
+    if ct:
+        write_volume_as_dicom(slab, root / "ct", study_uid=study, patient_id=patient)
+        files += sorted((root / "ct").iterdir())
+        ct_series = str(pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID)
+    if localizer:
+        loc_series, loc_frame = generate_uid(), generate_uid()
+        for k in range(2):
+            ds = ct_slice(
+                np.zeros((32, 32), np.uint16),
+                position=(0.0, -100.0 + 5 * k, 0.0),
+                orientation=(1, 0, 0, 0, 0, -1),
+                series_uid=loc_series,
+                study_uid=study,
+                for_uid=loc_frame,
+                instance=k + 1,
+                image_type=("ORIGINAL", "PRIMARY", "LOCALIZER"),
+                series_number=1,
+            )
+            ds.PatientID = patient
+            files.append(root / f"loc{k}.dcm")
+            ds.save_as(files[-1], enforce_file_format=True)
+    if dose_report:
+        ds = non_image(
+            "1.2.840.10008.5.1.4.1.1.88.67", series_uid=generate_uid(), study_uid=study, modality="SR"
+        )
+        ds.PatientID = patient
+        files.append(root / "dose.dcm")
+        ds.save_as(files[-1], enforce_file_format=True)
+    pacs_client(server).store([pydicom.dcmread(f) for f in files], study)
+    return {"patient": patient, "study": study, "ct_series": ct_series, "ct_folder": root / "ct"}
