@@ -1,8 +1,9 @@
 """A real Orthanc PACS with its DICOMweb plugin for the tests (Debian ``orthanc``, ``orthanc-dicomweb``).
 
-``.ci/run`` starts one and exports ``LIVERSEG_TEST_ORTHANC_URL`` (+ ``_USERNAME``/``_PASSWORD``);
-otherwise the ``orthanc`` fixture starts its own when the Debian packages are installed, and the
-tests skip when they are not (they fail instead under ``CI=true``).
+``.ci/run`` starts one (``python3 tests/_helpers_orthanc.py start DIR``, standard library only)
+and exports ``LIVERSEG_TEST_ORTHANC_URL`` (+ ``_USERNAME``/``_PASSWORD``); otherwise the
+``orthanc`` fixture starts its own when the Debian packages are installed, and the tests skip
+when they are not (they fail instead under ``CI=true``).
 
 Orthanc 1.10 has no option to bind its HTTP server to one address, so it is locked down
 instead: ``RemoteAccessAllowed: false`` (requests from any address but the loopback are refused),
@@ -12,16 +13,19 @@ no WebDAV; the configuration file and the storage live in a temporary folder.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
 import socket
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-
-import requests
+from typing import Any
 
 ORTHANC = Path("/usr/sbin/Orthanc")
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
@@ -55,8 +59,20 @@ class OrthancServer:
             "LIVERSEG_PACS_PASSWORD": self.password,
         }
 
-    def get(self, path: str) -> requests.Response:
+    def get(self, path: str) -> Any:
+        import requests
+
         return requests.get(self.root + path, auth=(self.username, self.password), timeout=30)
+
+    def ready(self) -> bool:
+        """True when Orthanc answers ``/system`` (standard library only: usable by ``.ci/run``)."""
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        request = urllib.request.Request(self.root + "/system", headers={"Authorization": f"Basic {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return answer.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
 
     def stop(self) -> None:
         if self.process is None:
@@ -119,11 +135,8 @@ def start_orthanc(folder: Path, timeout_s: float = 60.0) -> OrthancServer:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"Orthanc exited with {process.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if server.get("/system").status_code == 200:
-                return server
-        except requests.ConnectionError:
-            pass
+        if server.ready():
+            return server
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"Orthanc did not answer within {timeout_s} s: {log.read_text()[-2000:]}")
@@ -203,3 +216,23 @@ def push_study(
         ds.save_as(files[-1], enforce_file_format=True)
     pacs_client(server).store([pydicom.dcmread(f) for f in files], study)
     return {"patient": patient, "study": study, "ct_series": ct_series, "ct_folder": root / "ct"}
+
+
+def main(argv: list[str]) -> int:
+    """``python3 tests/_helpers_orthanc.py start DIR``: start a test Orthanc that outlives this
+    script and print the shell ``export`` lines of its URL, credentials and process id."""
+    if len(argv) != 2 or argv[0] != "start":
+        print("usage: _helpers_orthanc.py start DIR", file=sys.stderr)
+        return 2
+    if not orthanc_available():
+        print(f"Orthanc or its DICOMweb plugin is missing ({ORTHANC}, {DICOMWEB_PLUGIN})", file=sys.stderr)
+        return 1
+    server = start_orthanc(Path(argv[1]))
+    assert server.process is not None
+    print(f"export {ENV_URL}={server.root} {ENV_USER}={server.username} {ENV_PASSWORD}={server.password}")
+    print(f"export ORTHANC_PID={server.process.pid}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
