@@ -155,3 +155,26 @@ def test_orthanc_refuses_other_addresses_than_the_loopback(orthanc):
     )
     assert answer.status_code in (401, 403)
     assert orthanc.get("/system").status_code == 200
+
+
+def test_continuous_watch_waits_one_poll_for_a_series_to_settle_and_locks_its_ledger(
+    orthanc, make_study, tmp_path
+):
+    from liverseg.errors import ConfigError
+
+    st = make_study(localizer=False, dose_report=False)
+    client = client_for(orthanc)
+    bad = SegmentOptions(model="no-such-model", device="cpu")  # fast outcome: we count attempts only
+    kw = {
+        "ledger_path": tmp_path / "l.json",
+        "out_root": tmp_path / "o",
+        "filters": {"PatientID": st["patient"]},
+        "interval_s": 0.05,
+        "options": bad,
+    }
+    assert watch(client, max_polls=1, **kw).processed == 0  # first sight: the series may still grow
+    assert Ledger(kw["ledger_path"]).get(st["ct_series"]) is None
+    summary = watch(client, max_polls=2, **kw)  # same instance count on the second poll: taken
+    assert summary.polls == 2 and summary.failed == 1
+    with Ledger(kw["ledger_path"]).locked(), pytest.raises(ConfigError, match="another liverseg pacs watch"):
+        watch(client, once=True, **kw)
