@@ -88,5 +88,6 @@ def test_import_of_a_study_without_a_ct_stack_is_refused(pacs_svc, orthanc, tmp_
 
 def test_an_unreachable_pacs_is_a_bad_gateway(sqlite_service):
     service = sqlite_service(pacs=PacsConfig("http://127.0.0.1:9/dicom-web", timeout_s=2))  # nothing listens
-    r = service.client("alice").get("/api/pacs/studies")
+    r = service.client("alice").get("/api/pacs/studies", params={"patient_id": "PID-12345"})
     assert r.status_code == 502 and "QIDO-RS study search failed" in r.json()["detail"]
+    assert "PID-12345" not in r.json()["detail"]  # search values stay out of error messages

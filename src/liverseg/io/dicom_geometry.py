@@ -79,7 +79,7 @@ class SliceHeader:
     frame_positions: tuple[tuple[float, float, float], ...] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StackGeometry:
     """Result of :func:`order_slices`.
 

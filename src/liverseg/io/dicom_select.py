@@ -265,7 +265,8 @@ def select_stack(
         why_not[other.stack_id], was_tie = _why(chosen, other)
         tie = tie or was_tie
     if series is not None:
-        ranked += [s for s in sorted(stacks, key=_rank) if s not in pool]
+        chosen_ids = {s.stack_id for s in pool}
+        ranked += [s for s in sorted(stacks, key=_rank) if s.stack_id not in chosen_ids]
         for other in ranked:
             why_not.setdefault(other.stack_id, "not the requested series")
     sel = Selection(chosen, ranked, list(skipped), list(rejected), series, why_not, tie, n_files)

@@ -62,7 +62,7 @@ def _fmt_series(h: SliceHeader) -> str:
     return f"series {h.series_number}" if h.series_number is not None else f"series {h.series_instance_uid}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Stack:
     """One candidate volume: a regular stack of single-frame slices, or one multi-frame image.
 

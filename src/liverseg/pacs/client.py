@@ -9,6 +9,7 @@ request and the server's answer (never the credentials).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -78,9 +79,16 @@ def flatten(item: dict[str, Any], fields: Sequence[str]) -> dict[str, Any]:
 
 
 class PacsClient:
-    """DICOMweb access to one server (see :class:`~liverseg.pacs.config.PacsConfig`)."""
+    """DICOMweb access to one server (see :class:`~liverseg.pacs.config.PacsConfig`).
 
-    def __init__(self, config: PacsConfig) -> None:
+    Args:
+        config: URL, credentials, TLS and timeout.
+        http_attempts: tries per request when the server cannot be reached or answers 408, 429,
+            503 or 504, with exponential back-off (dicomweb-client's policy: 5 tries wait up to
+            ~30 s in all; the web app uses 2 so that a dead PACS answers a page within seconds).
+    """
+
+    def __init__(self, config: PacsConfig, *, http_attempts: int = 5) -> None:
         self.config = config
         session = requests.Session()
         if config.token:
@@ -89,6 +97,7 @@ class PacsClient:
             session.auth = (config.username, config.password or "")
         session.verify = config.ca_bundle or config.verify_tls
         self._web = DICOMwebClient(url=config.url, session=session, timeout=config.timeout_s)
+        self._web.set_http_retry_params(max_attempts=max(1, http_attempts), wait_exponential_multiplier=500)
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -99,7 +108,9 @@ class PacsClient:
             hint = " (check the PACS credentials)" if status in (401, 403) else ""
             raise PacsError(f"{self.config.url}: {what} failed: HTTP {status} {reason}{hint}") from exc
         except requests.RequestException as exc:
-            raise PacsError(f"{self.config.url}: {what} failed: {type(exc).__name__}: {exc}") from exc
+            # query strings may hold search values (patient ids): never put them into messages
+            reason = re.sub(r"\?[^\s'\")]*", "?...", str(exc))
+            raise PacsError(f"{self.config.url}: {what} failed: {type(exc).__name__}: {reason}") from exc
 
     # ------------------------------------------------------------------ QIDO-RS
     def find_studies(

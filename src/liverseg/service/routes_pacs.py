@@ -99,7 +99,7 @@ async def pacs_studies(
     audit(db, "pacs_search", user=auth.user, ip=client_ip(request), detail={"filters": sorted(filters)})
     db.commit()
     try:
-        studies = await run_in_threadpool(PacsClient(pacs).find_studies, filters, limit)
+        studies = await run_in_threadpool(PacsClient(pacs, http_attempts=2).find_studies, filters, limit)
     except PacsError as exc:
         raise _bad_gateway(exc) from exc
     return sorted(studies, key=lambda s: s.get("StudyDate") or "", reverse=True)
@@ -109,7 +109,7 @@ def _pull(pacs: Any, body: PacsImportIn, folder: Path) -> dict[str, Any]:
     """Choose and pull the series into ``folder/input.zip``; returns what the study row needs."""
     from liverseg.pacs import PacsClient, choose_series
 
-    client = PacsClient(pacs)
+    client = PacsClient(pacs, http_attempts=2)
     selection = choose_series(client, body.study_instance_uid, body.series)
     chosen = selection.chosen
     folder.mkdir(parents=True, exist_ok=True)
