@@ -22,7 +22,14 @@ from liverseg.io import Volume, to_canonical
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SegmentOptions", "SegmentResult", "liver_attenuation_warning", "run_segment", "segment_volume"]
+__all__ = [
+    "SegmentOptions",
+    "SegmentResult",
+    "dicom_input_summary",
+    "liver_attenuation_warning",
+    "run_segment",
+    "segment_volume",
+]
 
 ProgressFn = Callable[[str, float], None]
 # A segmentation with less liver parenchyma (label 1) than this is not a plausible liver (the
@@ -115,11 +122,8 @@ def segment_volume(
     check_volume_size(image)
     ct_stats = check_ct_intensities(image, path=image.metadata.get("source"))
     warnings.extend(str(w) for w in (ct_stats or {}).get("warnings", []))
-    dropped = (image.metadata.get("dicom") or {}).get("dropped_files") or []
-    if dropped:
-        warnings.append(
-            f"DICOM slice(s) lying off the regular stack were dropped: {', '.join(map(str, dropped))}"
-        )
+    # what the DICOM reader left out (files, reasons), a tie between series, a gantry-tilt resampling
+    warnings.extend(str(w) for w in (image.metadata.get("dicom") or {}).get("warnings", []))
     bundle = resolve_model(options.model)
     device = resolve_device(options.device)
     backend = options.backend
@@ -216,28 +220,37 @@ def run_segment(
     html: str | Path | None = None,
     overlays_dir: str | Path | None = None,
     dicom_seg: str | Path | None = None,
+    dicom_sr: str | Path | None = None,
     probabilities: str | Path | None = None,
     options: SegmentOptions = SegmentOptions(),
     progress: ProgressFn | None = None,
+    series: str | None = None,
 ) -> dict[str, Any]:
     """Segment one CT file or DICOM series and write the requested outputs; return the report.
 
     Every output is written atomically; the label map has exactly the input's grid.
+    ``dicom_sr`` (a TID 1500 structured report) references the segments of ``dicom_seg``, so it
+    needs ``dicom_seg`` too. ``series`` picks the DICOM series or stack to read (SeriesInstanceUID,
+    SeriesNumber or stack id) instead of the automatic choice.
     """
-    from liverseg.io import read_volume, write_dicom_seg, write_volume
+    from liverseg.io import read_volume, write_volume
     from liverseg.reporting import build_report, write_html, write_overlays, write_report_json
 
     t_start = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
-    opt_paths = [Path(p) if p is not None else None for p in (report_json, html, dicom_seg, probabilities)]
+    if dicom_sr is not None and dicom_seg is None:
+        raise InputError("--dicom-sr references the segments of the DICOM-SEG: give --dicom-seg too")
+    opt_paths = [
+        Path(p) if p is not None else None for p in (report_json, html, dicom_seg, dicom_sr, probabilities)
+    ]
     _check_outputs([output_path, *opt_paths, Path(overlays_dir) / "x" if overlays_dir else None])
 
     t0 = time.perf_counter()
-    image = read_volume(input_path, kind="image")
+    image = read_volume(input_path, kind="image", series=series)
     t_read = time.perf_counter() - t0
     if dicom_seg is not None and "dicom" not in image.metadata:
         raise InputError(
-            "--dicom-seg needs a DICOM series as input (folder or .zip), got a non-DICOM file", input_path
+            "--dicom-seg needs DICOM input (a folder, .zip or DICOMDIR), got a non-DICOM file", input_path
         )
     if probabilities is not None:
         options = SegmentOptions(**{**options.__dict__, "keep_probabilities": True})
@@ -247,13 +260,13 @@ def run_segment(
 
     t0 = time.perf_counter()
     write_volume(result.labels, output_path)
-    if dicom_seg is not None:
-        write_dicom_seg(result.labels, image, dicom_seg)
     if probabilities is not None and result.probabilities is not None:
         _write_probabilities(image, result.probabilities, Path(probabilities))
     timings["write"] = time.perf_counter() - t0
 
-    input_info = {"name": input_path.name, "format": _input_format(input_path, image)}
+    input_info: dict[str, Any] = {"name": input_path.name, "format": _input_format(input_path, image)}
+    if "dicom" in image.metadata:
+        input_info["dicom"] = dicom_input_summary(image)
     report = build_report(
         image,
         result.labels,
@@ -263,6 +276,10 @@ def run_segment(
         warnings=result.warnings,
         lesion_confidence=result.lesion_confidence,
     )
+    if dicom_seg is not None:
+        t0 = time.perf_counter()
+        _write_dicom_outputs(image, result.labels, report, Path(dicom_seg), dicom_sr)
+        timings["write"] += time.perf_counter() - t0
     t0 = time.perf_counter()
     if html is not None:
         write_html(report, image, result.labels, html)
@@ -276,9 +293,53 @@ def run_segment(
     return report
 
 
+def _write_dicom_outputs(
+    image: Volume, labels: Volume, report: dict[str, Any], seg_path: Path, sr_path: str | Path | None
+) -> None:
+    """The DICOM-SEG (one segment per report lesion) and, if asked, the TID 1500 SR."""
+    import pydicom
+
+    from liverseg.io import source_datasets, write_dicom_seg, write_dicom_sr
+    from liverseg.reporting.dicom_sr import CODING_SCHEMES, lesion_map, measurement_report, seg_reference
+
+    lesions, ids = lesion_map(image, labels, report)
+    write_dicom_seg(labels, image, seg_path, lesions=lesions, lesion_ids=ids)
+    if sr_path is None:
+        return
+    seg = pydicom.dcmread(seg_path, stop_before_pixels=True)
+    sources = source_datasets(image)
+    content = measurement_report(report, seg=seg_reference(seg), source_images=sources)
+    write_dicom_sr(
+        content, evidence=[seg, *sources], source=image, path=sr_path, coding_schemes=CODING_SCHEMES
+    )
+
+
+def dicom_input_summary(image: Volume) -> dict[str, Any]:
+    """``report["input"]["dicom"]``: the series read, how it was chosen, what was left out."""
+    dicom = image.metadata["dicom"]
+    keys = (
+        "series_instance_uid",
+        "study_instance_uid",
+        "series_number",
+        "series_description",
+        "modality",
+        "stack_id",
+        "container",
+        "transfer_syntax_uid",
+    )
+    out = {k: dicom.get(k) for k in keys}
+    tilt = dicom.get("tilt")
+    out["tilt_deg"] = tilt["tilt_deg"] if tilt else 0.0
+    out["selection"] = dicom.get("selection")
+    return out
+
+
 def _input_format(path: Path, image: Volume) -> str:
     if "dicom" in image.metadata:
-        return "dicom-zip" if path.suffix.lower() == ".zip" else "dicom-folder"
+        kind = image.metadata["dicom"].get("container")
+        if kind == "dicomdir":
+            return "dicomdir"
+        return "dicom-zip" if kind == "zip" or path.suffix.lower() == ".zip" else "dicom-folder"
     name = path.name.lower()
     for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"):
         if name.endswith(suffix):
