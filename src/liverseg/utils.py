@@ -40,6 +40,7 @@ __all__ = [
     "set_progress_enabled",
     "set_umask",
     "sha256_file",
+    "written_path",
 ]
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,13 @@ class OutputTransaction:
     def add(self, tmp: Path, final: Path) -> None:
         self._pending.append((tmp, final))
 
+    def pending(self, final: Path) -> Path | None:
+        """The temporary file that will become ``final``, if ``final`` was written here."""
+        for tmp, dest in reversed(self._pending):
+            if dest == final:
+                return tmp
+        return None
+
     def abort(self) -> None:
         for tmp, _ in self._pending:
             with contextlib.suppress(OSError):
@@ -163,6 +171,15 @@ def output_transaction() -> Iterator[OutputTransaction]:
     finally:
         _TRANSACTION.reset(token)
     tx.commit()
+
+
+def written_path(path: str | Path) -> Path:
+    """Where the content just written for ``path`` can be read: inside an
+    :func:`output_transaction` that has not ended, its temporary file; otherwise ``path``."""
+    path = Path(path)
+    tx = _TRANSACTION.get()
+    pending = tx.pending(ensure_parent(path)) if tx is not None else None
+    return pending if pending is not None else path
 
 
 @contextlib.contextmanager

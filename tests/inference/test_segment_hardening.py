@@ -264,8 +264,8 @@ def test_reader_warnings_reach_the_report(tmp_path):
     image = phantom()
     image = Volume(image.array, image.spacing, image.origin, image.direction, {"warnings": ["sheared"]})
     assert "sheared" in api.input_warnings(image)
-    dicom = Volume(image.array, metadata={"dicom": {"dropped_files": ["IM9"]}})
-    assert any("IM9" in w for w in api.input_warnings(dicom))
+    dicom = Volume(image.array, metadata={"dicom": {"warnings": ["left out IM9: off the stack"]}})
+    assert api.input_warnings(dicom) == ["left out IM9: off the stack"]
 
 
 def test_sample_with_5_mm_spacing_is_refused_before_any_work(tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from liverseg.errors import InputError, OutputError
+from liverseg.inference.lesion_confidence import LesionModel, decide_lesions
 from liverseg.io import Volume, to_canonical
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ __all__ = [
     "SegmentOptions",
     "SegmentResult",
     "check_output_paths",
+    "dicom_input_summary",
     "input_warnings",
     "liver_attenuation_warning",
     "run_segment",
@@ -80,6 +82,10 @@ class SegmentResult:
     timings_s: dict[str, float]
     model: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    # uint8 on the input grid: encoded confidence of every listed lesion candidate (confirmed ones
+    # are label 2, possible ones are liver in ``labels``); None for a model without a lesion model
+    # (liverseg.inference.lesion_confidence.decode_confidence reads it)
+    lesion_confidence: Volume | None = None
 
 
 def liver_attenuation_warning(hu: np.ndarray, parenchyma: np.ndarray) -> str | None:
@@ -103,14 +109,12 @@ def liver_attenuation_warning(hu: np.ndarray, parenchyma: np.ndarray) -> str | N
 
 
 def input_warnings(image: Volume) -> list[str]:
-    """Warnings the reader attached to ``image`` (a documented fallback it used, DICOM slices it
-    dropped): the report repeats them so the reader of the numbers sees them."""
+    """Warnings the readers attached to ``image``, repeated in the report so whoever reads the
+    numbers sees them: a documented fallback a reader used (e.g. the nearest orthonormal
+    direction of a slightly sheared NIfTI) and what the DICOM reader left out (files, reasons),
+    a tie between series, a gantry-tilt resampling."""
     warnings = [str(w) for w in image.metadata.get("warnings") or []]
-    dropped = (image.metadata.get("dicom") or {}).get("dropped_files") or []
-    if dropped:
-        warnings.append(
-            f"DICOM slice(s) lying off the regular stack were dropped: {', '.join(map(str, dropped))}"
-        )
+    warnings.extend(str(w) for w in (image.metadata.get("dicom") or {}).get("warnings", []))
     return warnings
 
 
@@ -154,7 +158,9 @@ def segment_volume(
 
     t0 = time.perf_counter()
     post_cfg = bundle.info.get("postprocess", {})
+    lesion_model = LesionModel.from_dict(post_cfg["lesion_model"]) if "lesion_model" in post_cfg else None
     labels_c = result.labels
+    conf_c: np.ndarray | None = None
     if result.box is not None:  # labels are 0 outside the box: post-process the box only (memory)
         labels_c[result.box] = postprocess_labels(
             labels_c[result.box],
@@ -167,6 +173,19 @@ def segment_volume(
             tumor_prob=result.tumor_prob,
             min_lesion_confidence=float(post_cfg.get("min_lesion_confidence", 0.0)),
         )
+        if lesion_model is not None and result.tumor_prob is not None:
+            decision = decide_lesions(
+                labels_c[result.box], result.tumor_prob, canon.array[result.box], canon.spacing, lesion_model
+            )
+            labels_c[result.box] = decision.labels
+            conf_c = np.zeros(canon.shape, np.uint8)
+            conf_c[result.box] = decision.confidence_map
+            log.info(
+                "lesion model: %d confirmed, %d possible, %d dropped candidate(s)",
+                decision.n_confirmed,
+                decision.n_possible,
+                decision.n_dropped,
+            )
     timings["postprocess"] = time.perf_counter() - t0
     parenchyma_ml = float((labels_c == 1).sum()) * canon.voxel_volume_ml
     liver_found = parenchyma_ml >= MIN_LIVER_PARENCHYMA_ML
@@ -174,6 +193,8 @@ def segment_volume(
         # e.g. a water-filled structure taken for an all-tumor "liver": not a plausible liver
         log.info("only %.1f ml of liver parenchyma was segmented: treated as no liver", parenchyma_ml)
         labels_c[:] = 0
+        if conf_c is not None:
+            conf_c[:] = 0
     if not liver_found:
         log.warning(NO_LIVER_WARNING)  # the report adds its own "no liver" warning
     else:
@@ -189,10 +210,11 @@ def segment_volume(
     probs = None
     if result.probabilities is not None:
         probs = reorientation.to_original_array(result.probabilities)
+    confidence = None if conf_c is None else image.with_array(reorientation.to_original_array(conf_c))
     timings["inverse_mapping"] = time.perf_counter() - t0
     report("postprocess", 1.0)
     model_info = {**bundle.describe(), "backend": backend, "device": device}
-    return SegmentResult(labels, probs, liver_found, timings, model_info, warnings)
+    return SegmentResult(labels, probs, liver_found, timings, model_info, warnings, confidence)
 
 
 def _same_path(a: Path, b: Path) -> bool:
@@ -276,9 +298,11 @@ def run_segment(
     html: str | Path | None = None,
     overlays_dir: str | Path | None = None,
     dicom_seg: str | Path | None = None,
+    dicom_sr: str | Path | None = None,
     probabilities: str | Path | None = None,
     options: SegmentOptions = SegmentOptions(),
     progress: ProgressFn | None = None,
+    series: str | None = None,
 ) -> dict[str, Any]:
     """Segment one CT file or DICOM series and write the requested outputs; return the report.
 
@@ -286,14 +310,18 @@ def run_segment(
     written in one :func:`~liverseg.utils.output_transaction`: each is flushed, fsynced and (the
     volumes) read back and compared, and they appear together at the end; on any error none of
     them appears and files of an earlier run stay as they were. The label map has exactly the
-    input's grid.
+    input's grid. ``dicom_sr`` (a TID 1500 structured report) references the segments of ``dicom_seg``, so it
+    needs ``dicom_seg`` too. ``series`` picks the DICOM series or stack to read (SeriesInstanceUID,
+    SeriesNumber or stack id) instead of the automatic choice.
     """
-    from liverseg.io import read_volume, write_dicom_seg, write_volume
+    from liverseg.io import read_volume, write_volume
     from liverseg.reporting import build_report, write_html, write_overlays, write_report_json
     from liverseg.utils import output_transaction
 
     t_start = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
+    if dicom_sr is not None and dicom_seg is None:
+        raise InputError("--dicom-sr references the segments of the DICOM-SEG: give --dicom-seg too")
     check_output_paths(
         input_path,
         {
@@ -301,17 +329,18 @@ def run_segment(
             "JSON report": None if report_json is None else Path(report_json),
             "HTML report": None if html is None else Path(html),
             "DICOM-SEG": None if dicom_seg is None else Path(dicom_seg),
+            "DICOM-SR": None if dicom_sr is None else Path(dicom_sr),
             "probabilities": None if probabilities is None else Path(probabilities),
         },
         None if overlays_dir is None else Path(overlays_dir),
     )
 
     t0 = time.perf_counter()
-    image = read_volume(input_path, kind="image")
+    image = read_volume(input_path, kind="image", series=series)
     t_read = time.perf_counter() - t0
     if dicom_seg is not None and "dicom" not in image.metadata:
         raise InputError(
-            "--dicom-seg needs a DICOM series as input (folder or .zip), got a non-DICOM file", input_path
+            "--dicom-seg needs DICOM input (a folder, .zip or DICOMDIR), got a non-DICOM file", input_path
         )
     if probabilities is not None:
         options = SegmentOptions(**{**options.__dict__, "keep_probabilities": True})
@@ -322,13 +351,13 @@ def run_segment(
     with output_transaction():
         t0 = time.perf_counter()
         write_volume(result.labels, output_path)
-        if dicom_seg is not None:
-            write_dicom_seg(result.labels, image, dicom_seg)
         if probabilities is not None and result.probabilities is not None:
             _write_probabilities(image, result.probabilities, Path(probabilities))
         timings["write"] = time.perf_counter() - t0
 
-        input_info = {"name": input_path.name, "format": _input_format(input_path, image)}
+        input_info: dict[str, Any] = {"name": input_path.name, "format": _input_format(input_path, image)}
+        if "dicom" in image.metadata:
+            input_info["dicom"] = dicom_input_summary(image)
         report = build_report(
             image,
             result.labels,
@@ -336,7 +365,12 @@ def run_segment(
             timings_s=timings,
             input_info=input_info,
             warnings=result.warnings,
+            lesion_confidence=result.lesion_confidence,
         )
+        if dicom_seg is not None:
+            t0 = time.perf_counter()
+            _write_dicom_outputs(image, result.labels, report, Path(dicom_seg), dicom_sr)
+            timings["write"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         if html is not None:
             write_html(report, image, result.labels, html)
@@ -347,12 +381,57 @@ def run_segment(
         report["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
         if report_json is not None:
             write_report_json(report, report_json)
-    return report
+        return report
+
+
+def _write_dicom_outputs(
+    image: Volume, labels: Volume, report: dict[str, Any], seg_path: Path, sr_path: str | Path | None
+) -> None:
+    """The DICOM-SEG (one segment per report lesion) and, if asked, the TID 1500 SR."""
+    import pydicom
+
+    from liverseg.io import source_datasets, write_dicom_seg, write_dicom_sr
+    from liverseg.reporting.dicom_sr import CODING_SCHEMES, lesion_map, measurement_report, seg_reference
+    from liverseg.utils import written_path
+
+    lesions, ids = lesion_map(image, labels, report)
+    write_dicom_seg(labels, image, seg_path, lesions=lesions, lesion_ids=ids)
+    if sr_path is None:
+        return
+    seg = pydicom.dcmread(written_path(seg_path), stop_before_pixels=True)  # not yet renamed
+    sources = source_datasets(image)
+    content = measurement_report(report, seg=seg_reference(seg), source_images=sources)
+    write_dicom_sr(
+        content, evidence=[seg, *sources], source=image, path=sr_path, coding_schemes=CODING_SCHEMES
+    )
+
+
+def dicom_input_summary(image: Volume) -> dict[str, Any]:
+    """``report["input"]["dicom"]``: the series read, how it was chosen, what was left out."""
+    dicom = image.metadata["dicom"]
+    keys = (
+        "series_instance_uid",
+        "study_instance_uid",
+        "series_number",
+        "series_description",
+        "modality",
+        "stack_id",
+        "container",
+        "transfer_syntax_uid",
+    )
+    out = {k: dicom.get(k) for k in keys}
+    tilt = dicom.get("tilt")
+    out["tilt_deg"] = tilt["tilt_deg"] if tilt else 0.0
+    out["selection"] = dicom.get("selection")
+    return out
 
 
 def _input_format(path: Path, image: Volume) -> str:
     if "dicom" in image.metadata:
-        return "dicom-zip" if path.suffix.lower() == ".zip" else "dicom-folder"
+        kind = image.metadata["dicom"].get("container")
+        if kind == "dicomdir":
+            return "dicomdir"
+        return "dicom-zip" if kind == "zip" or path.suffix.lower() == ".zip" else "dicom-folder"
     name = path.name.lower()
     for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"):
         if name.endswith(suffix):

@@ -1,12 +1,18 @@
 """Service settings: one frozen dataclass built by ``liverseg serve`` / ``liverseg users``.
 
-All sizes are in bytes and all durations in seconds. No setting is read from the environment.
+All sizes are in bytes and all durations in seconds. No setting is read from the environment,
+except the PACS credentials, which ``liverseg serve`` loads from the environment or a PACS config
+file (:func:`liverseg.pacs.load_pacs_config`) so that they never appear on its command line.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from liverseg.pacs.config import PacsConfig
 
 __all__ = ["DEFAULT_ALLOWED_HOSTS", "DEFAULT_DATA_DIR", "ServiceConfig", "UploadLimits", "default_db_url"]
 
@@ -66,6 +72,7 @@ class ServiceConfig:
             view (one ``study_view`` audit event per view, not per slice).
         orphan_grace_s: at start, study folders without a database row and abandoned uploads
             untouched for this long are removed.
+        pacs: the DICOMweb PACS studies can be imported from (``None``: no PACS import).
     """
 
     data_dir: Path = DEFAULT_DATA_DIR
@@ -85,6 +92,7 @@ class ServiceConfig:
     forwarded_allow_ips: tuple[str, ...] = ()
     view_window_s: float = 1800.0
     orphan_grace_s: float = 600.0
+    pacs: PacsConfig | None = None
 
     @property
     def database_url(self) -> str:
