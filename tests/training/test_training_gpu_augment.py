@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import torch
 
@@ -68,7 +67,7 @@ def test_full_pipeline_keeps_shapes_labels_and_is_deterministic() -> None:
 def test_flip_moves_image_and_label_together() -> None:
     x, y = _batch(n=2)
     x = y[:, None].float().repeat(1, 5, 1, 1)  # image == label: they must stay equal after warping
-    cfg = dataclasses.replace(AugmentConfig(**OFF), flip_left_right=True, p_flip=1.0)
+    cfg = AugmentConfig(**OFF).replace(flip_left_right=True, p_flip=1.0)
     xa, ya = augment_batch(x.clone(), y.clone(), cfg, _gen())
     assert torch.equal(ya, torch.flip(y, dims=[-1]))
     assert torch.allclose(xa[:, 0], ya.float(), atol=1e-4)
@@ -77,7 +76,7 @@ def test_flip_moves_image_and_label_together() -> None:
 def test_rotation_keeps_image_label_alignment() -> None:
     x, y = _batch(n=4, h=64, w=64)
     x = (y[:, None] == 2).float().repeat(1, 3, 1, 1)
-    cfg = dataclasses.replace(AugmentConfig(**OFF), p_affine=1.0, rotate_deg=30, scale_range=(0.9, 1.1))
+    cfg = AugmentConfig(**OFF).replace(p_affine=1.0, rotate_deg=30, scale_range=(0.9, 1.1))
     xa, ya = augment_batch(x, y, cfg, _gen(5))
     tumor = ya == 2
     # bilinear image agrees with the nearest-neighbour label away from the edges
