@@ -27,7 +27,9 @@ def test_nested_errors_carry_the_dotted_path_also_when_constructed_directly() ->
     # names the full path (it would say only 'p_flip' if the nested __init__ ran)
     with pytest.raises(ConfigError, match=r"^augment\.p_flip: expected a probability in \[0, 1\], got 2\.0$"):
         TrainConfig(augment={"p_flip": 2})
-    with pytest.raises(ConfigError, match=r"^inner\.pair: expected list \[float, float\], got \[1, 'a'\] \(list\)$"):
+    with pytest.raises(
+        ConfigError, match=r"^inner\.pair: expected list \[float, float\], got \[1, 'a'\] \(list\)$"
+    ):
         _Outer(inner={"pair": [1, "a"]})
     with pytest.raises(ConfigError, match=r"^unknown key 'inner\.sise' \(valid keys of inner: size, pair\)$"):
         _Outer.from_dict({"inner": {"sise": 3}})
@@ -62,9 +64,13 @@ def test_non_mapping_input_and_type_names() -> None:
     with pytest.raises(ConfigError, match=r"^config: expected a mapping of settings, got \[1, 2\] \(list\)$"):
         TrainConfig.from_dict([1, 2])
     assert type_name(Annotated[tuple[Float, Float], Described("a (low, high) pair")]) == "a (low, high) pair"
-    assert type_name(field_annotation(TrainConfig, "stage.spacing_zyx")) == "list [float | null, float, float]"
+    assert (
+        type_name(field_annotation(TrainConfig, "stage.spacing_zyx")) == "list [float | null, float, float]"
+    )
     assert type_name(field_annotation(TrainConfig, "stage.window")) == "list [float, float] | str"
     assert type_name(field_annotation(TrainConfig, "augment")) == "mapping (section)"
-    with pytest.raises(ConfigError, match=r"unknown key 'augment\.p_nope' \(valid keys of augment: enabled, "):
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'augment\.p_nope' \(valid keys of augment: enabled, "
+    ):
         field_annotation(TrainConfig, "augment.p_nope")
     assert AugmentConfig.model_config["frozen"] and AugmentConfig.model_config["extra"] == "forbid"

@@ -179,7 +179,9 @@ class AugmentConfig(FrozenModel):
     """On-the-fly augmentation; each ``p_*`` is the probability of that transform per sample."""
 
     enabled: Bool = True
-    on_device: Bool = False  # spatial/intensity steps on the training device (liverseg.training.gpu_augment)
+    on_device: Bool = (
+        False  # spatial/intensity steps on the training device (liverseg.training.augment_apply)
+    )
     p_affine: Float = 0.5
     rotate_deg: Float = 15.0
     scale_range: tuple[Float, Float] = (0.85, 1.15)
