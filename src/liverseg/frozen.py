@@ -109,6 +109,9 @@ def type_name(tp: Any) -> str:
             return f"list of {type_name(args[0])}"
         return "list [" + ", ".join(type_name(a) for a in args) + "]"
     if origin in (dict, Mapping) or tp in (dict, Mapping):
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is not Any:
+            return f"mapping of {type_name(args[0])} to {type_name(args[1])}"
         return "mapping"
     if tp is type(None):
         return "null"
