@@ -40,6 +40,7 @@ Runs (folds are the dataset's `liverseg data split --folds 5 --seed 0` splits):
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -258,7 +259,8 @@ def _stage_work(args: argparse.Namespace, pattern: str) -> Path:
         if f.is_file():
             shutil.copy2(f, work / f.name)
     wheels = sorted((src / "whl").glob("*.whl")) if (src / "whl").is_dir() else []
-    if wheels and not (work / "site").is_dir():
+    missing = [m for m in ("monai", "pydicom", "cc3d") if importlib.util.find_spec(m) is None]
+    if wheels and missing and not (work / "site").is_dir():  # only where the packages are missing
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
              "--target", str(work / "site"), *map(str, wheels)],
