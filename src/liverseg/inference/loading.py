@@ -16,7 +16,7 @@ from liverseg.inference.predictor import Cascade, StageRunner
 
 log = logging.getLogger(__name__)
 
-__all__ = ["load_cascade"]
+__all__ = ["load_cascade", "load_count"]
 
 
 def _onnx_cache_path(checkpoint: Path) -> Path:
@@ -70,3 +70,8 @@ def load_cascade(bundle: ModelBundle, device: str = "cpu", backend: str = "torch
     """
     stages = tuple(sorted((k, str(v)) for k, v in bundle.stages.items()))
     return _load_cached(stages, device, backend)
+
+
+def load_count() -> int:
+    """How many cascades this process has loaded (cache misses): 1 for a worker that loaded once."""
+    return _load_cached.cache_info().misses
