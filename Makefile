@@ -19,7 +19,8 @@ demo: $(STAMP)
 	$(VENV)/bin/liverseg demo --out demo_output
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --durations=15 tests
+	# loadgroup: tests sharing an xdist_group (the Ray tests: one local Ray) run on one worker
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts

@@ -7,11 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
+from liverseg.cli.segment_cohort import add_cohort_arguments, is_cohort, run_cohort_command
 from liverseg.errors import InputError, LiversegError
 
 log = logging.getLogger(__name__)
-
-VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".zip")
 
 HELP = """\
 Segment the liver (label 1) and liver tumors (label 2) in a CT.
@@ -19,11 +18,14 @@ Segment the liver (label 1) and liver tumors (label 2) in a CT.
 INPUT is a CT file (NIfTI, NRRD, MHA) or a DICOM series folder or .zip. OUTPUT is the label map
 (uint8 NIfTI) with exactly the input's grid (shape, spacing, origin, direction).
 
-Batch mode: when INPUT is a folder of cases (volume files, .zip files, or sub-folders each holding
-one DICOM series) OUTPUT is a folder: each case writes OUTPUT/<case>.nii.gz and a JSON report
-<case>.report.json (into OUTPUT, or into the folder --report names); --html and --overlays then
-name folders too. A failing case is
-reported and the batch goes on; a summary table ends the run (exit 1 if any case failed).
+Cohort (batch) mode: when INPUT is a folder of cases (volume files, .zip files, or sub-folders each
+holding one DICOM series) or a manifest .csv (a 'path' column, optional 'case'), OUTPUT is a
+folder: each case writes OUTPUT/<case>.nii.gz and a JSON report <case>.report.json (into OUTPUT,
+or into the folder --report names); --html and --overlays then name folders too. OUTPUT/cohort.csv
+holds one row per case (volumes, burden, lesions, status, error), updated as cases finish. Cases
+finished earlier with the same input and model are skipped (--force redoes them), so an
+interrupted run continues where it stopped. A failing case is reported and the run goes on
+(exit 1 if any case failed). --engine ray runs the cases on a Ray cluster (docs/cohort.md).
 
 If no liver is found (head CT, chest-only scan) an empty label map is written, the report and
 stderr say so, and the exit code is 0. Research use, not a medical device.
@@ -66,25 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="tumor components smaller than this become liver (default: the model's value, "
         "100 for the shipped model)",
     )
+    add_cohort_arguments(p)
     p.set_defaults(func=run)
-
-
-def _is_batch(path: Path) -> bool:
-    """A folder is a batch when it holds volume files, zips, or sub-folders (not DICOM files itself)."""
-    if not path.is_dir():
-        return False
-    entries = [e for e in path.iterdir() if not e.name.startswith(".")]
-    if any(e.is_file() and e.name.lower().endswith(VOLUME_SUFFIXES) for e in entries):
-        return True
-    return bool(entries) and all(e.is_dir() for e in entries)
-
-
-def _case_name(path: Path) -> str:
-    name = path.name
-    for suffix in VOLUME_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def _options(args: argparse.Namespace):
@@ -120,15 +105,6 @@ def _progress(quiet: bool):
     return update
 
 
-def _summary_line(report: dict) -> str:
-    if not report.get("liver_found"):
-        return "no liver found"
-    return (
-        f"liver {report['liver_volume_ml']:.0f} ml, {report['lesion_count']} lesion(s), "
-        f"tumor {report['tumor_volume_ml']:.1f} ml ({report['tumor_burden_percent']:.2f}% of liver)"
-    )
-
-
 def print_summary(report: dict) -> None:
     """Print the scan summary and lesion table (stdout)."""
     print(f"Liver found        : {'yes' if report['liver_found'] else 'NO'}")
@@ -154,8 +130,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.input.exists():
         raise InputError("does not exist (expected a CT file, a DICOM folder or .zip)", args.input)
     options = _options(args)
-    if _is_batch(args.input):
-        return _run_batch(args, options)
+    if is_cohort(args.input):
+        return run_cohort_command(args, options)
+    if args.engine != "local" or args.force:
+        raise LiversegError("--engine ray and --force are for a folder of cases or a manifest .csv")
     from liverseg.inference import run_segment
 
     progress = _progress(args.quiet)
@@ -180,48 +158,3 @@ def run(args: argparse.Namespace) -> int:
         print_summary(report)
     log.info("wrote %s", args.output)
     return 0
-
-
-def _run_batch(args: argparse.Namespace, options) -> int:
-    from liverseg.inference import run_segment
-
-    if args.dicom_seg or args.probabilities:
-        raise LiversegError(
-            "--dicom-seg and --probabilities are single-case options (not for a folder of cases)"
-        )
-    cases = sorted(
-        e
-        for e in args.input.iterdir()
-        if not e.name.startswith(".") and (e.is_dir() or e.name.lower().endswith(VOLUME_SUFFIXES))
-    )
-    if args.output.exists() and not args.output.is_dir():
-        raise LiversegError(f"{args.output}: batch mode needs OUTPUT to be a folder")
-    rows: list[tuple[str, str, str]] = []
-    failed = 0
-    for case in cases:
-        name = _case_name(case)
-        progress = _progress(args.quiet)
-        try:
-            report = run_segment(
-                case,
-                args.output / f"{name}.nii.gz",
-                report_json=(args.report or args.output) / f"{name}.report.json",
-                html=(args.html / f"{name}.html") if args.html else None,
-                overlays_dir=(args.overlays / name) if args.overlays else None,
-                options=options,
-                progress=progress,
-            )
-            rows.append((name, "ok", _summary_line(report)))
-        except LiversegError as exc:
-            failed += 1
-            rows.append((name, "FAILED", str(exc)))
-            log.error("%s: %s", name, exc)
-        finally:
-            if progress is not None:
-                progress.close()  # type: ignore[attr-defined]
-    width = max([len(r[0]) for r in rows] + [4])
-    print(f"{'case':<{width}}  {'status':<6}  result")
-    for name, status, msg in rows:
-        print(f"{name:<{width}}  {status:<6}  {msg}")
-    print(f"{len(rows) - failed} of {len(rows)} case(s) succeeded")
-    return 1 if failed else 0
