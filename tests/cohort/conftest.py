@@ -21,17 +21,34 @@ SAMPLE_LABEL = SAMPLE_DIR / "chaos_ct3_label.nii.gz"
 
 
 @pytest.fixture(scope="session")
-def slab_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 24-slice slab of the sample through the liver, as NIfTI (about 1 s with the shipped model)."""
+def _slabs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     image = read_volume(SAMPLE_IMAGE)
     label = read_volume(SAMPLE_LABEL, kind="label")
     z = np.flatnonzero(label.array.any(axis=(1, 2)))
     mid = int(z[len(z) // 2])
     sl = slice(mid - 12, mid + 12)
     origin = image.index_to_physical(np.array([sl.start, 0, 0]))
-    path = tmp_path_factory.mktemp("slab") / "slab.nii.gz"
-    write_volume(Volume(image.array[sl].astype(np.int16), image.spacing, origin, image.direction), path)
-    return path
+    folder = tmp_path_factory.mktemp("slab")
+    write_volume(
+        Volume(image.array[sl].astype(np.int16), image.spacing, origin, image.direction),
+        folder / "slab.nii.gz",
+    )
+    write_volume(
+        Volume(label.array[sl], image.spacing, origin, image.direction), folder / "slab_label.nii.gz"
+    )
+    return folder / "slab.nii.gz", folder / "slab_label.nii.gz"
+
+
+@pytest.fixture(scope="session")
+def slab_file(_slabs: tuple[Path, Path]) -> Path:
+    """A 24-slice slab of the sample through the liver, as NIfTI (about 1 s with the shipped model)."""
+    return _slabs[0]
+
+
+@pytest.fixture(scope="session")
+def slab_label(_slabs: tuple[Path, Path]) -> Path:
+    """The sample's reference liver label on the slab's grid."""
+    return _slabs[1]
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ resume rules, interruption, URL inputs, and the ``liverseg segment`` command on 
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -15,6 +17,8 @@ import pytest
 import liverseg.cohort.worker as worker_module
 from liverseg.cli.main import main
 from liverseg.cohort import CohortConfig, LocalEngine, discover_cases, read_manifest, run_cohort
+from liverseg.cohort.run import LOCK_FILE
+from liverseg.errors import OutputError
 from liverseg.inference import SegmentOptions
 from liverseg.io import Volume, read_volume, write_volume
 
@@ -57,11 +61,15 @@ def _rows(out: Path) -> dict[str, dict[str, str]]:
         return {r["case"]: r for r in csv.DictReader(fh)}
 
 
-def test_any_exception_fails_only_its_case(tmp_path: Path, make_cases, segment_spy) -> None:
+def test_any_exception_fails_only_its_case(
+    tmp_path: Path, make_cases, segment_spy, caplog: pytest.LogCaptureFixture
+) -> None:
     cases = make_cases("a", "bad", "boom", "oom", "z")
     segment_spy({"boom": RuntimeError("boom\nsecond line"), "oom": MemoryError("Unable to allocate 9 GiB")})
     out = tmp_path / "out"
+    caplog.set_level(logging.DEBUG, logger="liverseg.cohort.run")
     summary = _run(cases, out)
+    assert "boom: traceback on" in caplog.text and "Traceback (most recent call last)" in caplog.text
     assert summary.exit_code == 1 and summary.segmented == 5
     rows = _rows(out)
     assert [rows[n]["status"] for n in ("a", "bad", "boom", "oom", "z")] == [
@@ -137,7 +145,7 @@ def test_interrupted_run_keeps_finished_cases(tmp_path: Path, make_cases, segmen
     rows = _rows(out)  # written on the way out
     assert [rows[n]["status"] for n in "abc"] == ["ok", "pending", "pending"]
     assert (out / "ledger" / "a.json").exists() and not (out / "ledger" / "b.json").exists()
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [LOCK_FILE]  # no temporary file
 
     spy.raise_for.clear()
     spy.calls.clear()
@@ -186,6 +194,22 @@ def test_cli_manifest_and_misplaced_options(
         main(["segment", str(cases / "a.nii.gz"), "-o", str(tmp_path / "x.nii.gz"), "--engine", "ray"]) == 1
     )
     assert "folder of cases or a manifest" in capsys.readouterr().err
+    assert (
+        main(["segment", str(cases / "a.nii.gz"), "-o", str(tmp_path / "x.nii.gz"), "--num-workers", "2"])
+        == 1
+    )
+    assert "--num-workers: cohort option(s)" in capsys.readouterr().err
     (tmp_path / "file_out").write_text("")
     assert main(["segment", str(cases), "-o", str(tmp_path / "file_out")]) == 1
     assert "needs OUTPUT to be a folder" in capsys.readouterr().err
+
+
+def test_one_driver_per_output_folder(tmp_path: Path, make_cases) -> None:
+    cases = make_cases("a")
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / LOCK_FILE, "w") as held:  # as a running driver holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(OutputError, match="another liverseg cohort run"):
+            _run(cases, out)
+    assert not (out / "cohort.csv").exists()

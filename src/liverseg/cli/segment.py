@@ -7,7 +7,12 @@ import logging
 import sys
 from pathlib import Path
 
-from liverseg.cli.segment_cohort import add_cohort_arguments, is_cohort, run_cohort_command
+from liverseg.cli.segment_cohort import (
+    add_cohort_arguments,
+    check_single_case,
+    is_cohort,
+    run_cohort_command,
+)
 from liverseg.errors import InputError, LiversegError
 
 log = logging.getLogger(__name__)
@@ -132,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
     options = _options(args)
     if is_cohort(args.input):
         return run_cohort_command(args, options)
-    if args.engine != "local" or args.force:
-        raise LiversegError("--engine ray and --force are for a folder of cases or a manifest .csv")
+    check_single_case(args)
     from liverseg.inference import run_segment
 
     progress = _progress(args.quiet)

@@ -14,7 +14,7 @@ from liverseg.errors import LiversegError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["add_cohort_arguments", "run_cohort_command"]
+__all__ = ["add_cohort_arguments", "check_single_case", "is_cohort", "run_cohort_command"]
 
 RAY_OPTIONS = ("address", "num_workers", "cpus_per_worker", "gpus_per_worker", "memory_per_worker")
 
@@ -45,7 +45,7 @@ def add_cohort_arguments(p: argparse.ArgumentParser) -> None:
         "--memory-per-worker",
         type=float,
         metavar="GB",
-        help="memory per Ray worker in GB: scheduling, and a cap on CPU workers (default 8)",
+        help="memory per Ray worker in GB: scheduling, and a cap on CPU workers (default 4)",
     )
 
 
@@ -97,3 +97,14 @@ def is_cohort(path: Path) -> bool:
     from liverseg.cohort.cases import is_cohort_input
 
     return is_cohort_input(path)
+
+
+def check_single_case(args: argparse.Namespace) -> None:
+    """Refuse the cohort options when INPUT is one CT."""
+    given = [f"--{k.replace('_', '-')}" for k in RAY_OPTIONS if getattr(args, k) is not None]
+    given += ["--engine ray"] if args.engine != "local" else []
+    given += ["--force"] if args.force else []
+    if given:
+        raise LiversegError(
+            f"{', '.join(given)}: cohort option(s), for a folder of cases or a manifest .csv (INPUT is one CT)"
+        )

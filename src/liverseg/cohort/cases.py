@@ -17,6 +17,7 @@ not start with a dot and must not contain a path separator.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ def discover_cases(path: Path) -> list[Case]:
         for e in path.iterdir()
         if not e.name.startswith(".") and (e.is_dir() or e.name.lower().endswith(VOLUME_SUFFIXES))
     )
-    cases = [Case(case_name(e.name), str(e.resolve())) for e in entries]
+    cases = [Case(case_name(e.name), os.path.abspath(e)) for e in entries]
     _check_names(cases, path)
     return cases
 
@@ -128,7 +129,7 @@ def read_manifest(path: Path) -> list[Case]:
             raise InputError(f"line {line}: empty 'path'", path)
         if not is_url(source):
             local = Path(source).expanduser()
-            source = str((local if local.is_absolute() else path.parent / local).resolve())
+            source = os.path.abspath(local if local.is_absolute() else path.parent / local)
         cases.append(Case(row.get("case") or case_name(source), source))
     if not cases:
         raise InputError("the manifest lists no case (expected a header row and one row per CT)", path)

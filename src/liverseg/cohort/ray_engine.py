@@ -43,8 +43,8 @@ class RayEngine:
 
     Args:
         address: ``auto`` (the cluster this machine belongs to, as ``ray start`` set it up),
-            ``HOST:PORT`` of a head node (or a ``ray://`` client address), or None: start a local
-            Ray on this machine. When Ray is already initialised in this process, that is used.
+            ``HOST:PORT`` of a head node, or None: start a local Ray on this machine. When Ray is
+            already initialised in this process, that is used.
         num_workers: actors to start; None: as many as the cluster's CPUs (GPUs, memory) hold.
         cpus_per_worker: CPUs per actor (also the inference threads of a CPU worker).
         gpus_per_worker: GPUs per actor, fractions allowed (0: CPU workers).
@@ -60,7 +60,7 @@ class RayEngine:
         num_workers: int | None = None,
         cpus_per_worker: float = 1.0,
         gpus_per_worker: float = 0.0,
-        memory_per_worker: float = 8.0,
+        memory_per_worker: float = 4.0,
         start_timeout_s: float = 600.0,
     ) -> None:
         if num_workers is not None and num_workers < 1:

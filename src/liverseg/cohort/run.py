@@ -8,6 +8,7 @@ Output layout (``OUT_DIR``; ``--report``/``--html``/``--overlays`` may name othe
     OVERLAYS_DIR/<case>/*.png      with --overlays
     OUT_DIR/ledger/<case>.json     the resume record, written last (liverseg.cohort.ledger)
     OUT_DIR/cohort.csv             one row per case (liverseg.cohort.table); cohort.parquet too
+    OUT_DIR/.cohort.lock           held by the running driver: a second run on the folder is refused
 
 Only the driver writes here. A case's outputs are replaced as a whole: its ledger record is
 removed, each file is written atomically, then the record is written. A failed case keeps no
@@ -18,10 +19,12 @@ holds results only for cases the table says are ``ok``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,9 @@ from liverseg.utils import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CohortConfig", "CohortSummary", "run_cohort"]
+__all__ = ["LOCK_FILE", "CohortConfig", "CohortSummary", "run_cohort"]
+
+LOCK_FILE = ".cohort.lock"  # one driver per output folder
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,35 @@ def run_cohort(
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError("a folder of cases needs OUTPUT to be a folder, not a file", out_dir)
     identity = model_identity(config.options)  # an unknown model fails here, before any work
+    with _exclusive(out_dir):
+        return _run(cases, config, engine, identity, show_progress)
+
+
+@contextlib.contextmanager
+def _exclusive(out_dir: Path) -> Iterator[None]:
+    """Hold ``OUT_DIR/.cohort.lock`` (released by the kernel even if this process is killed)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fh = open(out_dir / LOCK_FILE, "w")  # noqa: SIM115 (held for the whole run)
+    except OSError as exc:
+        raise OutputError(f"cannot use the output folder ({exc.strerror})", out_dir) from exc
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(
+                "another liverseg cohort run is writing into this folder (wait for it, or choose another)",
+                out_dir,
+            ) from None
+        yield
+    finally:
+        fh.close()
+
+
+def _run(
+    cases: list[Case], config: CohortConfig, engine: Engine, identity: dict[str, Any], show_progress: bool
+) -> CohortSummary:
+    out_dir = config.out_dir
     ledger = Ledger(out_dir)
     settings = WorkerSettings(config.options, config.html_dir is not None, config.overlays_dir is not None)
     table = CohortTable(out_dir / "cohort.csv", [pending_row(c.name, c.input) for c in cases])
@@ -216,6 +250,8 @@ def _commit(
             error = f"writing the outputs failed: {describe_error(exc)}"
     else:
         error = outcome.error or "failed (no reason given)"
+        if outcome.traceback:
+            log.debug("%s: traceback on %s:\n%s", case.name, outcome.worker, outcome.traceback)
     _remove_outputs(case, decision, config, ledger)
     log.warning("%s: failed: %s", case.name, error)
     return failed_row(

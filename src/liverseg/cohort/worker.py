@@ -23,6 +23,7 @@ import socket
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,7 @@ class CaseOutcome:
         files: output bytes by role: ``labels`` (.nii.gz), ``report`` (.json), ``html``,
             ``overlays/<name>.png`` (``ok`` only).
         error: one-line reason (``failed`` only).
+        traceback: the exception's traceback (``failed`` only; the driver logs it with ``--debug``).
     """
 
     case: str
@@ -103,6 +105,7 @@ class CaseOutcome:
     report: dict[str, Any] | None = None
     files: dict[str, bytes] = field(default_factory=dict)
     error: str | None = None
+    traceback: str | None = None
 
 
 def worker_id() -> str:
@@ -182,9 +185,15 @@ def segment_case(task: CaseTask, settings: WorkerSettings) -> CaseOutcome:
                         files[f"overlays/{png.name}"] = png.read_bytes()
         return CaseOutcome(name, "ok", time.perf_counter() - t0, worker_id(), sha, signature, report, files)
     except Exception as exc:  # one case's failure, whatever it is, must not stop the cohort
-        log.debug("case %s failed", name, exc_info=True)
         return CaseOutcome(
-            name, "failed", time.perf_counter() - t0, worker_id(), sha, signature, error=describe_error(exc)
+            name,
+            "failed",
+            time.perf_counter() - t0,
+            worker_id(),
+            sha,
+            signature,
+            error=describe_error(exc),
+            traceback="".join(traceback.format_exception(exc)),
         )
 
 
