@@ -222,7 +222,8 @@ class RayEngine:
                     outcome = _failed(task, _root_cause(exc))
                 if failures[actor] >= MAX_WORKER_FAILURES:
                     log.error("retiring a Ray worker that died %d times in a row", failures[actor])
-                    ray.kill(actor, no_restart=True)
+                    with contextlib.suppress(RayError):
+                        ray.kill(actor, no_restart=True)
                 else:
                     idle.append(actor)
                 yield outcome

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fsspec
+
 from liverseg.cohort.cases import Case, is_url
 from liverseg.cohort.ledger import input_digest, input_signature
 from liverseg.errors import InputError, LiversegError
@@ -139,9 +141,7 @@ def local_input(source: str) -> Iterator[Path]:
             raise InputError("does not exist (expected a CT file, a DICOM folder or .zip)", path)
         yield path
         return
-    import fsspec  # a lazy boundary: only URL inputs need it (and its protocol's driver, e.g. s3fs)
-
-    fs, remote = fsspec.core.url_to_fs(source)
+    fs, remote = fsspec.core.url_to_fs(source)  # the protocol's driver (s3fs...) must be installed
     if not fs.exists(remote):
         raise InputError("does not exist (expected a CT file, a DICOM folder or .zip)", source)
     with tempfile.TemporaryDirectory(prefix="liverseg-input-") as tmp:
