@@ -47,6 +47,7 @@ def test_signature_changes_with_mtime_not_with_reading(tmp_path: Path) -> None:
 def test_model_identity_names_weights_and_result_options() -> None:
     base = model_identity(SegmentOptions())
     assert base["name"] == "liver-cascade" and len(base["weights_sha256"]) == 64
+    assert len(base["postprocess_sha256"]) == 64
     assert model_identity(SegmentOptions(device="cpu", backend="torch")) == base  # same results
     assert model_identity(SegmentOptions(tta=True)) != base
     assert model_identity(SegmentOptions(min_lesion_mm3=5.0)) != base

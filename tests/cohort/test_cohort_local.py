@@ -87,6 +87,7 @@ def test_any_exception_fails_only_its_case(
     report = json.loads((out / "a.report.json").read_text())
     assert float(rows["a"]["liver_ml"]) == report["liver_volume_ml"] > 100
     assert int(rows["a"]["lesions"]) == report["lesion_count"]
+    assert int(rows["a"]["possible_lesions"]) == report["possible_lesion_count"]
     assert rows["a"]["model"] == "liver-cascade" and rows["a"]["resumed"] == "false"
     labels = read_volume(out / "a.nii.gz", kind="label")
     assert labels.same_grid(read_volume(cases / "a.nii.gz"))

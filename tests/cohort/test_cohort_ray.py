@@ -39,7 +39,7 @@ def _rows(out: Path) -> dict[str, dict[str, str]]:
         return {r["case"]: r for r in csv.DictReader(fh)}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # (session: xdist may interleave other modules' tests)
 def ray_run(ray_address: str, tmp_path_factory: pytest.TempPathFactory, slab_file: Path) -> dict:
     """A manifest of three cases, the middle one broken, run on two Ray workers."""
     root = tmp_path_factory.mktemp("ray_cohort")

@@ -17,7 +17,12 @@ REPORT = {
     "tumor_volume_ml": 30.5,
     "tumor_burden_percent": 2.033,
     "lesion_count": 2,
-    "lesions": [{"longest_axial_diameter_mm": 41.2}, {"longest_axial_diameter_mm": 12.0}],
+    "possible_lesion_count": 1,
+    "lesions": [
+        {"longest_axial_diameter_mm": 41.2, "possible": False},
+        {"longest_axial_diameter_mm": 12.0, "possible": False},
+        {"longest_axial_diameter_mm": 55.0, "possible": True},  # not counted, not the largest
+    ],
     "warnings": ["first warning", "second"],
     "model": {"name": "liver-cascade", "version": "0.1.0"},
 }
@@ -34,12 +39,13 @@ def test_rows_from_a_report() -> None:
     row = ok_row("a", "/in/a.nii.gz", REPORT, seconds=12.345, worker="h:1", sha256="s")
     assert set(row) == set(COLUMNS)
     assert row["liver_ml"] == 1500.25 and row["tumor_ml"] == 30.5 and row["burden_percent"] == 2.033
-    assert row["lesions"] == 2 and row["largest_lesion_mm"] == 41.2 and row["seconds"] == 12.35
+    assert row["lesions"] == 2 and row["possible_lesions"] == 1 and row["largest_lesion_mm"] == 41.2
+    assert row["seconds"] == 12.35
     assert row["warnings"] == "first warning | second" and row["model_version"] == "0.1.0"
     no_lesion = ok_row(
         "a",
         "x",
-        {**REPORT, "lesions": [], "lesion_count": 0, "warnings": []},
+        {**REPORT, "lesions": [], "lesion_count": 0, "possible_lesion_count": 0, "warnings": []},
         seconds=1,
         worker="w",
         sha256="s",

@@ -17,11 +17,19 @@ from liverseg.errors import InputError, LiversegError
 
 log = logging.getLogger(__name__)
 
+# an OUTPUT with one of these suffixes is a label map file: the INPUT folder is then one case
+_LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+
 HELP = """\
 Segment the liver (label 1) and liver tumors (label 2) in a CT.
 
-INPUT is a CT file (NIfTI, NRRD, MHA) or a DICOM series folder or .zip. OUTPUT is the label map
-(uint8 NIfTI) with exactly the input's grid (shape, spacing, origin, direction).
+INPUT is a CT file (NIfTI, NRRD, MHA) or a DICOM export: a folder, a .zip or a DICOMDIR. From a
+DICOM export one regular stack of slices is read: localizers, reformats, dose reports and other
+non-image objects are left out with a warning naming the files, and among several series the
+choice follows documented rules (CT, original, axial, covering the abdomen, slice thickness,
+slices) unless --series picks one; `liverseg dicom ls INPUT` shows the choice beforehand
+(docs/dicom.md). OUTPUT is the label map (uint8 NIfTI) with exactly the input's grid (shape,
+spacing, origin, direction; a gantry-tilted series is first resampled onto a regular grid).
 
 Cohort (batch) mode: when INPUT is a folder of cases (volume files, .zip files, or sub-folders each
 holding one DICOM series) or a manifest .csv (a 'path' column, optional 'case'), OUTPUT is a
@@ -52,6 +60,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--html", type=Path, help="write a self-contained HTML report")
     p.add_argument("--overlays", type=Path, metavar="DIR", help="write overlay PNGs into DIR")
     p.add_argument("--dicom-seg", type=Path, help="write a DICOM Segmentation object (DICOM input only)")
+    p.add_argument(
+        "--dicom-sr",
+        type=Path,
+        help="write a DICOM structured report (TID 1500 measurements; needs --dicom-seg)",
+    )
+    p.add_argument(
+        "--series",
+        metavar="UID_OR_NUMBER",
+        help="DICOM input: read this series (SeriesInstanceUID, SeriesNumber or stack id of `liverseg dicom ls`)",
+    )
     p.add_argument("--probabilities", type=Path, help="write class probabilities (3-component NIfTI)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
@@ -75,6 +93,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_cohort_arguments(p)
     p.set_defaults(func=run)
+
+
+def _one_case(args: argparse.Namespace) -> bool:
+    """Single-case options make a folder one case, not a folder of cases.
+
+    An OUTPUT file name like ``labels.nii.gz``, ``--series``, ``--dicom-seg`` or ``--dicom-sr``: a
+    DICOM export of nested folders is then read as one input.
+    """
+    return bool(
+        args.series or args.dicom_seg or args.dicom_sr or args.output.name.lower().endswith(_LABEL_SUFFIXES)
+    )
 
 
 def _options(args: argparse.Namespace):
@@ -112,19 +141,38 @@ def _progress(quiet: bool):
 
 def print_summary(report: dict) -> None:
     """Print the scan summary and lesion table (stdout)."""
+    dicom = report.get("input", {}).get("dicom")
+    if dicom:
+        sel = dicom["selection"]
+        left_out = sel["n_skipped"] + sum(len(g["files"]) for g in sel["rejected"])
+        print(
+            f"DICOM series       : {dicom['series_number']} {dicom['series_description']!r} "
+            f"({sel['chosen']['n_slices']} slices; {sel['why']}; {len(sel['alternatives'])} other "
+            f"stack(s), {left_out} file(s) left out: see the warnings and the JSON report)"
+        )
     print(f"Liver found        : {'yes' if report['liver_found'] else 'NO'}")
     print(f"Liver volume       : {report['liver_volume_ml']:.1f} ml")
     print(f"Tumor volume       : {report['tumor_volume_ml']:.2f} ml")
     print(f"Tumor burden       : {report['tumor_burden_percent']:.2f} % of liver")
-    print(f"Lesions            : {report['lesion_count']}")
+    possible = report.get("possible_lesion_count", 0)
+    print(
+        f"Lesions            : {report['lesion_count']}"
+        + (f" (+ {possible} possible, low confidence, not counted)" if possible else "")
+    )
     if report["lesions"]:
-        print(f"{'id':>3} {'volume ml':>10} {'long mm':>8} {'short mm':>8} {'RECIST':>6}  location")
+        print(
+            f"{'id':>3} {'volume ml':>10} {'long mm':>8} {'short mm':>8} {'RECIST':>6} {'conf':>5}  location"
+        )
         for les in report["lesions"]:
             loc = les.get("location", {})
             loc_s = str(loc.get("description", "")) if isinstance(loc, dict) else str(loc)
+            conf = les.get("confidence")
+            conf_s = "n/a" if conf is None else f"{100 * conf:.0f}%"
+            recist = "-" if les.get("possible") else ("yes" if les["recist_measurable"] else "no")
+            flag = "  POSSIBLE (not counted)" if les.get("possible") else ""
             print(
                 f"{les['id']:>3} {les['volume_ml']:>10.2f} {les['longest_axial_diameter_mm']:>8.1f} "
-                f"{les['short_axis_mm']:>8.1f} {'yes' if les['recist_measurable'] else 'no':>6}  {loc_s}"
+                f"{les['short_axis_mm']:>8.1f} {recist:>6} {conf_s:>5}  {loc_s}{flag}"
             )
     total = report.get("timings_s", {}).get("total")
     if total is not None:
@@ -135,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.input.exists():
         raise InputError("does not exist (expected a CT file, a DICOM folder or .zip)", args.input)
     options = _options(args)
-    if is_cohort(args.input):
+    # a manifest is always a cohort; a folder of cases is one unless single-case options say otherwise
+    if is_cohort(args.input) and (args.input.is_file() or not _one_case(args)):
         return run_cohort_command(args, options)
     check_single_case(args)
     from liverseg.inference import run_segment
@@ -149,9 +198,11 @@ def run(args: argparse.Namespace) -> int:
             html=args.html,
             overlays_dir=args.overlays,
             dicom_seg=args.dicom_seg,
+            dicom_sr=args.dicom_sr,
             probabilities=args.probabilities,
             options=options,
             progress=progress,
+            series=args.series,
         )
     finally:
         if progress is not None:

@@ -53,9 +53,19 @@ def run_cohort_command(args: argparse.Namespace, options) -> int:
     """Run a cohort for ``liverseg segment`` and print the summary; the exit code."""
     from liverseg.cohort import CohortConfig, discover_cases, make_engine, run_cohort
 
-    if args.dicom_seg or args.probabilities:
+    single = [
+        opt
+        for opt, value in (
+            ("--dicom-seg", args.dicom_seg),
+            ("--dicom-sr", args.dicom_sr),
+            ("--series", args.series),
+            ("--probabilities", args.probabilities),
+        )
+        if value
+    ]
+    if single:
         raise LiversegError(
-            "--dicom-seg and --probabilities are single-case options (not for a folder of cases)"
+            f"{', '.join(single)}: single-case option(s), not for a folder of cases or a manifest"
         )
     cases = discover_cases(args.input)
     engine = make_engine(args.engine, **{k: getattr(args, k) for k in RAY_OPTIONS})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,13 @@ def register(subparsers: Any) -> None:
         help="proxies trusted for X-Forwarded-For/Proto (default 127.0.0.1)",
     )
     p.add_argument("--max-upload-mb", type=int, default=2048, help="largest upload in MiB (default 2048)")
+    p.add_argument(
+        "--pacs-url",
+        metavar="URL",
+        help="DICOMweb PACS to import studies from (credentials: LIVERSEG_PACS_USERNAME/PASSWORD or "
+        "--pacs-config; also LIVERSEG_PACS_URL)",
+    )
+    p.add_argument("--pacs-config", type=Path, metavar="FILE", help="PACS config file (see docs/dicom.md)")
     # for integration tests and custom deployments: replaces the real pipeline in the workers
     p.add_argument("--segmenter", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
@@ -63,7 +71,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
+    pacs = None
+    if args.pacs_url or args.pacs_config or os.environ.get("LIVERSEG_PACS_URL"):
+        from liverseg.pacs.config import load_pacs_config
+
+        pacs = load_pacs_config(url=args.pacs_url, config_file=args.pacs_config)
+        log.info("PACS import from %s", pacs.describe())
     config = ServiceConfig(
+        pacs=pacs,
         data_dir=args.data_dir,
         db_url=args.db,
         secure_cookies=args.secure_cookies,

@@ -11,8 +11,9 @@ A case is skipped (its outputs kept) when its record names
   paths and sha256s). A local input whose size and modification time are unchanged since it was
   hashed is not read again (as ``make`` and ``rsync`` do); any other input is hashed again by a
   worker, which skips the segmentation when the hash matches;
-* the same model: name, version and sha256 of the weights, and the same result-changing options
-  (test-time augmentation, minimum lesion size). The device and the CPU backend are recorded
+* the same model: name, version, sha256 of the weights and of ``model.json``'s post-processing
+  settings (thresholds, lesion model), and the same result-changing options (test-time
+  augmentation, minimum lesion size). The device and the CPU backend are recorded
   but do not invalidate a result (a CPU run can be resumed on GPUs);
 * the same set of outputs (a rerun that adds ``--html`` redoes the cases), all still present.
 """
@@ -85,10 +86,12 @@ def model_identity(options: Any) -> dict[str, Any]:
     h = hashlib.sha256()
     for stage, path in sorted(bundle.stages.items()):
         h.update(f"{stage}\0{sha256_file(path)}\n".encode())
+    post = json.dumps(bundle.info.get("postprocess", {}), sort_keys=True).encode()
     return {
         "name": bundle.name,
         "version": bundle.version,
         "weights_sha256": h.hexdigest(),
+        "postprocess_sha256": hashlib.sha256(post).hexdigest(),  # thresholds, lesion model
         "tta": bool(options.tta),
         "min_lesion_mm3": options.min_lesion_mm3,
     }

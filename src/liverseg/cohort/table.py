@@ -13,8 +13,11 @@ CSV reader. Columns (units in the name):
 ``liver_ml``           liver volume including tumor (ml)
 ``tumor_ml``           tumor volume (ml)
 ``burden_percent``     100 x tumor / liver volume
-``lesions``            number of lesions
-``largest_lesion_mm``  the largest RECIST-style longest axial diameter (mm); empty without lesions
+``lesions``            number of (confirmed) lesions, as the report's ``lesion_count``
+``possible_lesions``   candidates below the model's confirmation threshold (listed in the report
+                       as ``possible``, not counted in the tumor volume, burden or ``lesions``)
+``largest_lesion_mm``  the largest RECIST-style longest axial diameter of the confirmed lesions
+                       (mm); empty without lesions
 ``warnings``           the report's warnings joined by `` | `` (review these cases first)
 ``model``              model name
 ``model_version``      model version
@@ -54,6 +57,7 @@ COLUMNS: dict[str, str] = {
     "tumor_ml": "float64",
     "burden_percent": "float64",
     "lesions": "int64",
+    "possible_lesions": "int64",
     "largest_lesion_mm": "float64",
     "warnings": "string",
     "model": "string",
@@ -74,7 +78,8 @@ def ok_row(
     case: str, source: str, report: dict[str, Any], *, seconds: float, worker: str, sha256: str
 ) -> dict[str, Any]:
     """The row of a finished case, from its JSON report."""
-    diameters = [les["longest_axial_diameter_mm"] for les in report.get("lesions", [])]
+    confirmed = [les for les in report.get("lesions", []) if not les.get("possible", False)]
+    diameters = [les["longest_axial_diameter_mm"] for les in confirmed]
     return {
         **pending_row(case, source),
         "status": "ok",
@@ -83,6 +88,7 @@ def ok_row(
         "tumor_ml": report["tumor_volume_ml"],
         "burden_percent": report["tumor_burden_percent"],
         "lesions": int(report["lesion_count"]),
+        "possible_lesions": int(report.get("possible_lesion_count", 0)),
         "largest_lesion_mm": max(diameters) if diameters else None,
         "warnings": " | ".join(report.get("warnings", [])) or None,
         "model": report["model"]["name"],

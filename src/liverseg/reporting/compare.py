@@ -51,6 +51,11 @@ def _pct(new: float, old: float) -> float | None:
     return None if old == 0 else round(100.0 * (new - old) / old, 1)
 
 
+def confirmed_lesions(report: dict) -> list[dict]:
+    """The report's lesions without the ``possible`` ones (reports before schema 1.1 have none)."""
+    return [les for les in report["lesions"] if not les.get("possible", False)]
+
+
 def compare_reports(baseline: dict, followup: dict, *, max_distance_mm: float = 20.0) -> dict:
     """Compare a follow-up report with its baseline (see the module docstring).
 
@@ -75,7 +80,9 @@ def compare_reports(baseline: dict, followup: dict, *, max_distance_mm: float = 
     else:
         warnings.append("a liver centroid is missing: lesions were matched without aligning the livers")
         f_aligned = f_pts
-    b_les, f_les = baseline["lesions"], followup["lesions"]
+    # possible lesions (below the model's confirmation threshold) are not part of the RECIST-style
+    # comparison: only confirmed lesions are paired, summed and counted as new
+    b_les, f_les = (confirmed_lesions(r) for r in (baseline, followup))
     pairs: list[tuple[int, int, float]] = []
     if len(b_les) and len(f_les):
         dist = np.linalg.norm(b_pts[:, None, :] - f_aligned[None, :, :], axis=2)

@@ -44,6 +44,15 @@ def _img(name: str, data: bytes, alt: str) -> str:
     return f'<img src="data:image/png;base64,{b64}" alt="{_e(alt)}" data-name="{_e(name)}">'
 
 
+def _confidence(lesion: dict) -> str:
+    """The confidence cell: the model's probability, and a visible flag for possible lesions."""
+    conf = lesion.get("confidence")
+    text = "n/a" if conf is None else f"{100 * float(conf):.0f} %"
+    if lesion.get("possible"):
+        return f"<strong>possible false positive</strong> ({text}; not counted)"
+    return text
+
+
 def _rows(pairs: list[tuple[str, str]]) -> str:
     return "".join(f'<tr><th class="t">{_e(k)}</th><td class="t">{v}</td></tr>' for k, v in pairs)
 
@@ -65,8 +74,12 @@ def render_html(report: dict[str, Any], image: Volume, labels: Volume) -> str:
             ("Tumor burden", f"{_num(report.get('tumor_burden_percent'), '{:.2f}')} % of the liver"),
             ("Lesions", _e(report.get("lesion_count"))),
             (
+                "Possible lesions (low model confidence, not counted)",
+                _e(report.get("possible_lesion_count", 0)),
+            ),
+            (
                 "RECIST-measurable lesions (>= 10 mm)",
-                _e(sum(bool(les["recist_measurable"]) for les in lesions)),
+                _e(sum(bool(les["recist_measurable"]) for les in lesions if not les.get("possible"))),
             ),
             ("Model", f"{_e(model.get('name'))} {_e(model.get('version'))}"),
             ("Runtime", f"{_num(total_s)} s"),
@@ -81,14 +94,14 @@ def render_html(report: dict[str, Any], image: Volume, labels: Volume) -> str:
     head = (
         "<tr><th>#</th><th>volume (ml)</th><th>longest axial (mm)</th><th>short axis (mm)</th>"
         "<th>measurable</th><th class='t'>location</th><th>slices</th><th>largest slice</th>"
-        "<th>mean HU</th></tr>"
+        "<th>mean HU</th><th>confidence</th></tr>"
     )
     body = "".join(
         f"<tr><td>{_e(les['id'])}</td><td>{_num(les['volume_ml'], '{:.2f}')}</td>"
         f"<td>{_num(les['longest_axial_diameter_mm'])}</td><td>{_num(les['short_axis_mm'])}</td>"
         f"<td>{'yes' if les['recist_measurable'] else 'no'}</td><td class='t'>{_e(les['location']['description'])}</td>"
         f"<td>{_e(les['slice_range'][0])}-{_e(les['slice_range'][1])}</td><td>{_e(les['largest_slice'])}</td>"
-        f"<td>{_num(les['mean_hu'], '{:.0f}')}</td></tr>"
+        f"<td>{_num(les['mean_hu'], '{:.0f}')}</td><td>{_confidence(les)}</td></tr>"
         for les in lesions
     )
     names = {les["id"]: lesion_picture_name(les["id"], len(lesions)) for les in lesions}

@@ -41,6 +41,7 @@ DOWNLOADS = {
     "report.json": "application/json",
     "report.html": "text/html",
     "seg.dcm": "application/dicom",
+    "sr.dcm": "application/dicom",
 }
 _INPUT_NAMES = {"nifti-gz": "input.nii.gz", "nifti": "input.nii", "zip": "input.zip"}
 
@@ -218,7 +219,8 @@ def download(
     auth: Auth = Depends(current_user),
     db: Session = Depends(get_db),
 ) -> FileResponse:
-    """Download a result: labels.nii.gz, report.json, report.html or seg.dcm (DICOM input)."""
+    """Download a result: labels.nii.gz, report.json, report.html, or for DICOM input seg.dcm (DICOM-SEG)
+    and sr.dcm (TID 1500 structured report)."""
     if name not in DOWNLOADS:
         raise HTTPException(
             status_code=404, detail=f"file must be one of {', '.join(DOWNLOADS)}, got {name!r}"

@@ -3,7 +3,7 @@
 Layout under the data dir::
 
     studies/<study_id>/input.nii.gz | input.nii | input.zip      the upload, as received
-    studies/<study_id>/output/labels.nii.gz, report.json, report.html, seg.dcm
+    studies/<study_id>/output/labels.nii.gz, report.json, report.html, seg.dcm, sr.dcm
     studies/<study_id>/output/viewer/ct.npy, labels.npy, viewer.json   viewer cache (canonical)
     corrections/<problem_id>.nii.gz                                   corrected label maps
     models/<sha256>.pt                                                registered checkpoints

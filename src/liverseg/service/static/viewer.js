@@ -108,7 +108,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
 
   // ---- status, downloads, comparison, problems
-  const LABELS = {"labels.nii.gz": "Label map (NIfTI)", "seg.dcm": "Label map (DICOM-SEG)", "report.json": "Report (JSON)", "report.html": "Report (HTML)"};
+  const LABELS = {"labels.nii.gz": "Label map (NIfTI)", "seg.dcm": "Label map (DICOM-SEG)", "sr.dcm": "Measurements (DICOM SR)", "report.json": "Report (JSON)", "report.html": "Report (HTML)"};
 
   async function poll() {
     const s = await api(base);
