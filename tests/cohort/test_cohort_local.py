@@ -189,6 +189,10 @@ def test_cli_manifest_and_misplaced_options(
     assert "second  FAILED" in printed and "1 of 2 case(s) succeeded" in printed
     assert "cohort table:" in printed and (tmp_path / "out" / "first.nii.gz").exists()
 
+    assert (
+        main(["segment", str(manifest), "-o", str(tmp_path / "o3"), "--dicom-sr", str(tmp_path / "sr")]) == 1
+    )
+    assert "--dicom-sr: single-case option(s)" in capsys.readouterr().err
     assert main(["segment", str(cases), "-o", str(tmp_path / "o2"), "--num-workers", "2"]) == 1
     assert "--num-workers need(s) --engine ray" in capsys.readouterr().err
     assert (
