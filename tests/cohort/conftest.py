@@ -1,7 +1,7 @@
 """Fixtures of the cohort tests: small real CT cases (slabs of the bundled sample) and one local Ray.
 
-The Ray instance is started once per test session (``ray_address``; the Ray tests share an
-xdist group so that one pytest worker runs them all): 2 CPUs, no dashboard, a small object store.
+The Ray instance is started once per test session (``ray_address``; the Ray tests are in one
+file, which ``make test`` gives to one pytest worker): 2 CPUs, no dashboard, a small object store.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 the middle, the real shipped model on (a slab of) the bundled sample, a resumed rerun, a driver interrupted
 with Ctrl-C and resumed, a worker killed twice in the middle of a case, and the memory cap.
 
-All of these tests share one xdist group, so one pytest worker runs them on one Ray instance.
+`make test` distributes whole files over its pytest workers (``--dist loadfile``), so one worker
+runs all of these on one Ray instance (a split run would start one Ray per worker, and work too).
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from liverseg.cohort.run import LOCK_FILE
 from liverseg.inference import SegmentOptions
 from liverseg.io import Volume, read_volume, write_volume
 from liverseg.metrics import dice
-
-pytestmark = pytest.mark.xdist_group("ray")
 
 OPTIONS = SegmentOptions(device="cpu")
 
