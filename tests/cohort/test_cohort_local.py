@@ -218,3 +218,16 @@ def test_one_driver_per_output_folder(tmp_path: Path, make_cases) -> None:
         with pytest.raises(OutputError, match="another liverseg cohort run"):
             _run(cases, out)
     assert not (out / "cohort.csv").exists()
+
+
+def test_outputs_never_overwrite_inputs(
+    tmp_path: Path, make_cases, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = make_cases("a")
+    assert main(["segment", str(cases), "-o", str(cases)]) == 1
+    assert "the output folder is the input folder" in capsys.readouterr().err
+    manifest = tmp_path / "m.csv"  # OUT_DIR/a.nii.gz would be the input itself
+    manifest.write_text(f"path\n{cases / 'a.nii.gz'}\n")
+    with pytest.raises(OutputError, match="would overwrite or write inside the input"):
+        run_cohort(read_manifest(manifest), CohortConfig(cases, OPTIONS), LocalEngine(), show_progress=False)
+    assert (cases / "a.nii.gz").stat().st_size > 1000  # untouched

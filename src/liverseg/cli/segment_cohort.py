@@ -67,6 +67,11 @@ def run_cohort_command(args: argparse.Namespace, options) -> int:
         raise LiversegError(
             f"{', '.join(single)}: single-case option(s), not for a folder of cases or a manifest"
         )
+    if args.input.is_dir() and args.output.resolve() == args.input.resolve():
+        raise LiversegError(
+            f"{args.output}: the output folder is the input folder; its label maps would be taken "
+            "for cases (or overwrite them): choose another folder"
+        )
     cases = discover_cases(args.input)
     engine = make_engine(args.engine, **{k: getattr(args, k) for k in RAY_OPTIONS})
     config = CohortConfig(

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liverseg.cohort.cases import Case
+from liverseg.cohort.cases import Case, is_url
 from liverseg.cohort.engines import Engine
 from liverseg.cohort.ledger import Decision, Ledger, model_identity, new_record
 from liverseg.cohort.table import CohortTable, failed_row, ok_row, pending_row
@@ -120,9 +120,25 @@ def run_cohort(
     out_dir = config.out_dir
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError("a folder of cases needs OUTPUT to be a folder, not a file", out_dir)
+    _check_inputs_untouched(cases, config)
     identity = model_identity(config.options)  # an unknown model fails here, before any work
     with _exclusive(out_dir):
         return _run(cases, config, engine, identity, show_progress)
+
+
+def _check_inputs_untouched(cases: list[Case], config: CohortConfig) -> None:
+    """Refuse outputs that would overwrite an input file or land inside an input folder."""
+    inputs = {Path(c.input).resolve() for c in cases if not is_url(c.input)}
+    for case in cases:
+        for path in config.outputs(case.name).values():
+            target = path.resolve()
+            clash = next((p for p in (target, *target.parents) if p in inputs), None)
+            if clash is not None:
+                raise OutputError(
+                    f"would overwrite or write inside the input {clash} (case {case.name!r}): choose "
+                    "another output folder",
+                    path,
+                )
 
 
 @contextlib.contextmanager

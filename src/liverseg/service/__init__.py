@@ -6,11 +6,15 @@ no default account or password).
 
 Modules:
     config       ``ServiceConfig`` / ``UploadLimits`` (frozen dataclasses; no environment variables)
-    db           SQLAlchemy models, ``Database`` (SQLite WAL + BEGIN IMMEDIATE, or PostgreSQL)
+    db           SQLAlchemy models, ``Database`` (SQLite WAL: request sessions read first and take the
+                 write lock at their first write; workers BEGIN IMMEDIATE; or PostgreSQL)
     auth         argon2 passwords, server-side sessions, CSRF tokens, login throttling, audit
     deps         FastAPI dependencies: authentication + CSRF on every state change, roles,
                  object-level access (a clinician's study ids of others answer 404)
-    storage      data-dir layout, durable (atomic + fsynced) uploads, NIfTI / DICOM-zip checks
+    storage      data-dir layout (0700/0600), durable uploads via incoming/, header-first NIfTI /
+                 DICOM-zip checks, orphan sweep
+    middleware   security headers, per-route body limits, auth before bodies, commit before response
+    errors       error responses without server paths, exception names or echoed input
     jobs         durable queue (lease + heartbeat, SKIP LOCKED on PostgreSQL), ``Worker``,
                  ``run_job_segmentation`` (the one call into ``liverseg.inference.run_segment``)
     worker       worker process entry (``python -m liverseg.service.worker``)
@@ -24,8 +28,9 @@ Modules:
 
 Deployment notes:
     * Behind a TLS-terminating reverse proxy, start with ``--forwarded-allow-ips <proxy ip>`` and
-      have the proxy send ``X-Forwarded-Proto: https`` and ``X-Forwarded-For``: cookies then get
-      ``Secure`` and throttling sees client addresses (``--secure-cookies`` forces ``Secure``).
+      ``--allowed-hosts <public name>`` and have the proxy send ``X-Forwarded-Proto: https`` and
+      ``X-Forwarded-For``: cookies then get ``Secure`` and throttling sees client addresses
+      (``--secure-cookies`` forces ``Secure``). Without it those headers are trusted from nobody.
     * PostgreSQL: ``--db postgresql+psycopg://USER:PASSWORD@HOST/DB`` (``pip install
       'liverseg[postgres]'``); the same URL goes to ``liverseg users`` and ``export-corrections``.
     * Everything (database file, uploads, results, registered models) lives in ``--data-dir``.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from liverseg.errors import InputError
 from liverseg.service import registry
 from liverseg.service.auth import audit
 from liverseg.service.db import PROBLEM_STATES, AuditEvent, ModelVersion, ProblemReport, utcnow
-from liverseg.service.deps import Auth, binary_body, client_ip, get_db, require_admin
+from liverseg.service.deps import Auth, IdPath, binary_body, client_ip, get_db, require_admin
 from liverseg.service.monitoring import monitoring_stats
 from liverseg.service.routes_studies import ProblemOut, problem_out
 from liverseg.service.storage import save_stream
@@ -67,28 +68,35 @@ async def register_model(
     db: Session = Depends(get_db),
 ) -> ModelOut:
     """Register a ``liverseg train`` checkpoint as a candidate model."""
-    db.commit()
     storage, cfg = request.app.state.storage, request.app.state.config
-    tmp = storage.root / "models" / f"upload-{auth.session.token_hash[:12]}.pt"
+    tmp = storage.root / "models" / f"upload-{uuid.uuid4().hex}.pt"
     stored = await save_stream(request.stream(), tmp, max_bytes=cfg.limits.max_label_bytes)
-    final = storage.model_path(stored.sha256)
-    tmp.replace(final)
+
+    def register() -> ModelOut:  # in the threadpool: database work and the checkpoint check
+        final = storage.model_path(stored.sha256)
+        tmp.replace(final)
+        try:
+            row = registry.register_checkpoint(db, final, stored.sha256, name=name)
+        except BaseException:
+            db.rollback()
+            if not db.scalar(select(ModelVersion.id).where(ModelVersion.sha256 == stored.sha256)):
+                final.unlink(missing_ok=True)
+            raise
+        audit(
+            db,
+            "model_register",
+            user=auth.user,
+            target=f"model:{row.id}",
+            ip=client_ip(request),
+            detail={"name": row.name, "version": row.version, "sha256": stored.sha256},
+        )
+        db.commit()
+        return _model_out(row)
+
     try:
-        row = await run_in_threadpool(registry.register_checkpoint, db, final, stored.sha256, name=name)
-    except BaseException:
-        if not db.scalar(select(ModelVersion.id).where(ModelVersion.sha256 == stored.sha256)):
-            final.unlink(missing_ok=True)
-        raise
-    audit(
-        db,
-        "model_register",
-        user=auth.user,
-        target=f"model:{row.id}",
-        ip=client_ip(request),
-        detail={"name": row.name, "version": row.version, "sha256": stored.sha256},
-    )
-    db.commit()
-    return _model_out(row)
+        return await run_in_threadpool(register)
+    finally:
+        await run_in_threadpool(tmp.unlink, missing_ok=True)
 
 
 class StatusBody(BaseModel):
@@ -97,7 +105,7 @@ class StatusBody(BaseModel):
 
 @router.post("/models/{model_id}/status", response_model=ModelOut)
 def set_model_status(
-    model_id: int,
+    model_id: IdPath,
     body: StatusBody,
     request: Request,
     auth: Auth = Depends(require_admin),
@@ -144,7 +152,7 @@ class TriageBody(BaseModel):
 
 @router.patch("/problems/{problem_id}", response_model=ProblemOut)
 def triage(
-    problem_id: int,
+    problem_id: IdPath,
     body: TriageBody,
     request: Request,
     auth: Auth = Depends(require_admin),
@@ -171,7 +179,7 @@ def triage(
 
 @router.get("/problems/{problem_id}/correction", response_class=FileResponse)
 def correction_file(
-    problem_id: int, request: Request, auth: Auth = Depends(require_admin), db: Session = Depends(get_db)
+    problem_id: IdPath, request: Request, auth: Auth = Depends(require_admin), db: Session = Depends(get_db)
 ) -> FileResponse:
     """Download the corrected label map attached to a problem report."""
     pr = db.get(ProblemReport, problem_id)

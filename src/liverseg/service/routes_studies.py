@@ -8,6 +8,7 @@ import os
 import shutil
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -25,6 +26,7 @@ from liverseg.service.db import PROBLEM_CATEGORIES, Job, ProblemReport, Study, U
 from liverseg.service.deps import Auth, binary_body, client_ip, current_user, get_db, owned_study
 from liverseg.service.jobs import enqueue, read_report
 from liverseg.service.storage import (
+    StoredFile,
     fsync_dir,
     save_stream,
     sniff_kind,
@@ -135,56 +137,70 @@ async def upload_study(
         "never appears in URLs or access logs)",
     ),
     auth: Auth = Depends(current_user),
-    db: Session = Depends(get_db),
 ) -> JSONResponse:
-    """Upload a CT; it is stored and fsynced, validated, then queued. 202 with the new study."""
-    cfg, storage = request.app.state.config, request.app.state.storage
-    db.commit()  # end the auth transaction: no database lock is held while the body streams in
+    """Upload a CT; it is stored and fsynced, validated, then queued. 202 with the new study.
+
+    The body streams into ``incoming/<id>/`` (no database transaction is open meanwhile); the
+    checks and the registration run in the threadpool, never on the event loop.
+    """
+    storage = request.app.state.storage
     study_id = uuid.uuid4().hex
-    folder = storage.study_dir(study_id)
+    incoming = await run_in_threadpool(storage.incoming_dir, study_id)
     try:
         stored = await save_stream(
-            request.stream(), folder / "upload.bin", max_bytes=cfg.limits.max_upload_bytes
+            request.stream(),
+            incoming / "upload.bin",
+            max_bytes=request.app.state.config.limits.max_upload_bytes,
         )
-        with open(stored.path, "rb") as fh:
-            kind = sniff_kind(fh.read(544))
-        final = folder / _INPUT_NAMES[kind]
-        os.replace(stored.path, final)
-        fsync_dir(folder)
-        if kind == "zip":
-            await run_in_threadpool(validate_dicom_zip, final, cfg.limits)
-        else:
-            await run_in_threadpool(validate_nifti, final, cfg.limits)
+        out = await run_in_threadpool(_register_upload, request, auth, stored, study_id, label)
+    finally:
+        await run_in_threadpool(shutil.rmtree, incoming, True)  # gone once published
+    return JSONResponse(out, status_code=202)
+
+
+def _register_upload(request: Request, auth: Auth, stored: StoredFile, study_id: str, label: str) -> dict:
+    """Identify and validate an upload, move it to ``studies/<id>`` and register the study and its
+    job in one short write transaction (the folder is removed again if that fails)."""
+    cfg, storage, database = request.app.state.config, request.app.state.storage, request.app.state.database
+    incoming = stored.path.parent
+    with open(stored.path, "rb") as fh:
+        kind = sniff_kind(fh.read(544))
+    final = incoming / _INPUT_NAMES[kind]
+    os.replace(stored.path, final)
+    fsync_dir(incoming)
+    (validate_dicom_zip if kind == "zip" else validate_nifti)(final, cfg.limits)
+    folder = storage.publish(incoming, study_id)
+    try:
+        with database.session() as s:
+            study = Study(
+                id=study_id,
+                owner_id=auth.user.id,
+                label=(unquote(label).strip() or f"study {study_id[:8]}")[:200],
+                input_kind="dicom" if kind == "zip" else "nifti",
+                input_name=final.name,
+                input_sha256=stored.sha256,
+                input_bytes=stored.size,
+                status="queued",
+                created_at=utcnow(),
+            )
+            s.add(study)
+            s.flush()
+            enqueue(s, study)
+            audit(
+                s,
+                "upload",
+                user=auth.user,
+                target=f"study:{study_id}",
+                ip=client_ip(request),
+                detail={"bytes": stored.size, "kind": study.input_kind},
+            )
+            s.flush()
+            out = study_out(s, study, storage, auth.user.name).model_dump(mode="json")
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)  # never a study folder without its row
         raise
-    study = Study(
-        id=study_id,
-        owner_id=auth.user.id,
-        label=(unquote(label).strip() or f"study {study_id[:8]}")[:200],
-        input_kind="dicom" if kind == "zip" else "nifti",
-        input_name=final.name,
-        input_sha256=stored.sha256,
-        input_bytes=stored.size,
-        status="queued",
-        created_at=utcnow(),
-    )
-    db.add(study)
-    db.flush()
-    enqueue(db, study)
-    audit(
-        db,
-        "upload",
-        user=auth.user,
-        target=f"study:{study_id}",
-        ip=client_ip(request),
-        detail={"bytes": stored.size, "kind": study.input_kind},
-    )
-    db.commit()
     log.info("study %s uploaded (%d bytes) and queued", study_id, stored.size)
-    return JSONResponse(
-        study_out(db, study, storage, auth.user.name).model_dump(mode="json"), status_code=202
-    )
+    return out
 
 
 @router.get("/api/studies/{study_id}", response_model=StudyOut)
@@ -279,61 +295,84 @@ async def report_problem(
     correction: UploadFile | None = File(None, description="optional corrected label map (NIfTI, 0/1/2)"),
     study: Study = Depends(owned_study),
     auth: Auth = Depends(current_user),
-    db: Session = Depends(get_db),
 ) -> ProblemOut:
     """ "Report a problem": category, comment, optional corrected label map on the study's grid."""
     if category not in PROBLEM_CATEGORIES:
         raise InputError(f"category must be one of {', '.join(PROBLEM_CATEGORIES)}, got {category!r}")
     cfg, storage = request.app.state.config, request.app.state.storage
-    db.commit()
-    pr = ProblemReport(
-        study_id=study.id,
-        user_id=auth.user.id,
-        category=category,
-        comment=comment,
-        status="open",
-        created_at=utcnow(),
-        updated_at=utcnow(),
-    )
-    db.add(pr)
-    db.flush()
-    if correction is not None and correction.filename:
+    upload: Path | None = None
+    try:
+        if correction is not None and correction.filename:
+            upload = storage.root / "corrections" / f"upload-{uuid.uuid4().hex}.part"
+
+            async def chunks() -> Any:
+                while block := await correction.read(1 << 20):
+                    yield block
+
+            await save_stream(chunks(), upload, max_bytes=cfg.limits.max_label_bytes)
+        return await run_in_threadpool(_file_problem, request, auth, study, category, comment, upload)
+    finally:
+        if upload is not None:
+            await run_in_threadpool(upload.unlink, missing_ok=True)
+
+
+def _file_problem(
+    request: Request, auth: Auth, study: Study, category: str, comment: str, upload: Path | None
+) -> ProblemOut:
+    """Validate the correction (outside any transaction), then store the report and move the
+    correction into place in one short write transaction."""
+    storage, database = request.app.state.storage, request.app.state.database
+    checked: Path | None = None
+    gz = False
+    if upload is not None:
         meta_path = storage.output_dir(study.id) / "viewer" / "viewer.json"
         if study.status != "done" or not meta_path.exists():
             raise InputError("a corrected label map can only be attached to a finished study")
         grid = json.loads(meta_path.read_text(encoding="utf-8"))["input_geometry"]
-        upload = storage.root / "corrections" / f"{pr.id}.upload"
-
-        async def chunks() -> Any:
-            while block := await correction.read(1 << 20):
-                yield block
-
-        stored = await save_stream(chunks(), upload, max_bytes=cfg.limits.max_label_bytes)
-        try:
-            with open(stored.path, "rb") as fh:
-                kind = sniff_kind(fh.read(544))
-            if kind == "zip":
-                raise InputError("expected the corrected label map as a NIfTI file, got a zip")
-            dest = storage.correction_path(pr.id, gz=kind == "nifti-gz")
-            os.replace(stored.path, dest)
-            fsync_dir(dest.parent)
-            await run_in_threadpool(validate_label_map, dest, grid)
-        except BaseException:
-            stored.path.unlink(missing_ok=True)
-            storage.correction_path(pr.id, gz=True).unlink(missing_ok=True)
-            storage.correction_path(pr.id, gz=False).unlink(missing_ok=True)
-            raise
-        pr.correction_name = dest.name
-    audit(
-        db,
-        "problem_report",
-        user=auth.user,
-        target=f"study:{study.id}",
-        ip=client_ip(request),
-        detail={"problem": pr.id, "category": category, "correction": pr.correction_name is not None},
-    )
-    db.commit()
-    return problem_out(db, pr)
+        with open(upload, "rb") as fh:
+            kind = sniff_kind(fh.read(544))
+        if kind == "zip":
+            raise InputError("expected the corrected label map as a NIfTI file, got a zip")
+        gz = kind == "nifti-gz"
+        checked = upload.with_name(upload.stem + (".nii.gz" if gz else ".nii"))
+        os.replace(upload, checked)
+    dest: Path | None = None
+    try:
+        if checked is not None:
+            validate_label_map(checked, grid)
+        with database.session() as s:
+            now = utcnow()
+            pr = ProblemReport(
+                study_id=study.id,
+                user_id=auth.user.id,
+                category=category,
+                comment=comment,
+                status="open",
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(pr)
+            s.flush()
+            if checked is not None:
+                dest = storage.correction_path(pr.id, gz=gz)
+                os.replace(checked, dest)
+                fsync_dir(dest.parent)
+                pr.correction_name = dest.name
+            audit(
+                s,
+                "problem_report",
+                user=auth.user,
+                target=f"study:{study.id}",
+                ip=client_ip(request),
+                detail={"problem": pr.id, "category": category, "correction": pr.correction_name is not None},
+            )
+            s.flush()
+            return problem_out(s, pr)
+    except BaseException:
+        for leftover in (checked, dest):
+            if leftover is not None:
+                leftover.unlink(missing_ok=True)
+        raise
 
 
 @router.get("/api/studies/{study_id}/problems", response_model=list[ProblemOut])
@@ -354,7 +393,7 @@ def compare(
     db: Session = Depends(get_db),
 ) -> dict[str, Any]:
     """Follow-up comparison of this study against a baseline study (lesion changes)."""
-    base = owned_study(baseline, auth, db)
+    base = owned_study(baseline, auth, db, request)
     if base.id == study.id:
         raise InputError("the baseline must be another study")
     storage = request.app.state.storage
