@@ -54,3 +54,16 @@ def test_phenotype_probabilities_are_checked() -> None:
         LesionParams(cyst_probability=0.7, lipiodol_probability=0.5)
     with pytest.raises(ConfigError, match="calcification_fraction"):
         LesionParams(calcification_fraction=(0.1, 1.5))
+
+
+def test_shipped_phenotype_parameter_files_load() -> None:
+    from pathlib import Path
+
+    from liverseg.augment.synthesize import load_params_file
+
+    files = sorted((Path(__file__).resolve().parents[2] / "configs" / "lesion_phenotypes").glob("*.yaml"))
+    assert {f.stem for f in files} >= {"cyst", "lipiodol", "calcified", "hcc_arterial"}
+    params = {f.stem: load_params_file(f) for f in files}
+    assert params["cyst"].cyst_probability > 0 and params["lipiodol"].lipiodol_probability > 0
+    assert params["calcified"].calcification_probability > 0
+    assert all(LesionParams.from_dict(p.to_dict()) == p for p in params.values())

@@ -33,7 +33,7 @@ from liverseg.augment.render import Appearance, render_lesion, sample_appearance
 from liverseg.augment.shapes import LesionShape, sample_diameter, sample_shape
 from liverseg.errors import GeometryError, InputError
 
-__all__ = ["LesionInsertion", "LesionRecord", "SkippedLesion", "insert_lesions", "make_rng", "make_transform"]
+__all__ = ["LesionInsertion", "LesionRecord", "SkippedLesion", "insert_lesions", "make_rng"]
 
 log = logging.getLogger(__name__)
 
@@ -349,11 +349,3 @@ def _render(
         shrunk=shape_.requested_diameter_mm < drawn - 1e-9,
         calcified=app.calcification_hu != 0,
     )
-
-
-def make_transform(**params: Any) -> Any:
-    """The training transform (``liverseg.augment.transforms.make_transform``), re-exported here
-    because ``liverseg.training.augmentation`` looks it up in this module."""
-    from liverseg.augment.transforms import make_transform as _make_transform
-
-    return _make_transform(**params)
