@@ -19,6 +19,8 @@ def test_a_cyst_is_water_and_stays_liver(case_factory) -> None:
     res = insert_lesions(image, label, (2.5, 0.8, 0.8), _params(cyst_probability=1.0), rng=0)
     assert len(res.lesions) == 1 and res.lesions[0].kind == "cyst"
     assert not (res.label == 2).any()  # a cyst is not a tumor
+    assert res.mask is not None and res.mask[res.lesions[0].center_voxel]  # but its interior is reported
+    assert res.mask.sum() * 2.5 * 0.8 * 0.8 == pytest.approx(res.lesions[0].volume_mm3)
     z, y, x = res.lesions[0].center_voxel
     core = res.image[z, y - 2 : y + 3, x - 2 : x + 3]
     assert np.median(core) == pytest.approx(10.0, abs=15.0)  # water density (0-20 HU), liver is 100

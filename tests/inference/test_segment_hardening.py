@@ -286,12 +286,17 @@ def test_sample_with_5_mm_spacing_is_refused_before_any_work(tmp_path, monkeypat
 
 
 def test_too_large_resampled_grid_is_refused_before_allocating(tmp_path):
-    """A plausible field of view (1 x 1 x 3 m) whose stage-1 grid would still be 160 M voxels."""
+    """A plausible field of view (1 x 1 x 3 m) whose stage-1 grid would still be 160 M voxels.
+
+    liver-cascade 0.1.0's stage 1 (3 x 2.5 x 2.5 mm) needs that grid; 0.2.0's 4 mm grid stays under
+    the cap for every field of view the plausibility check lets through.
+    """
     rng = np.random.default_rng(0)
     arr = rng.uniform(-1000, 1000, (150, 100, 100)).astype(np.float32)
     path = write_volume(Volume(arr, (20.0, 10.0, 10.0)), tmp_path / "coarse.nii.gz")
+    options = SegmentOptions(model="liver-cascade@0.1.0", device="cpu", backend="torch")
     with pytest.raises(LiversegError, match=r"too large to resample") as err:
-        run_segment(path, tmp_path / "l.nii.gz", options=SegmentOptions(device="cpu", backend="torch"))
+        run_segment(path, tmp_path / "l.nii.gz", options=options)
     assert "\n" not in str(err.value) and "(1000, 400, 400)" in str(err.value)
     assert not (tmp_path / "l.nii.gz").exists()
 
