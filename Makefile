@@ -19,7 +19,9 @@ demo: $(STAMP)
 	$(VENV)/bin/liverseg demo --out demo_output
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --durations=15 tests
+	# loadfile: the tests of one file run on one worker (tests/cohort/test_cohort_ray.py: one local Ray).
+	# (not loadgroup: with pytest 9.2 it no longer groups, pytest-dev/pytest-xdist#1386)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=15 tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts

@@ -7,11 +7,17 @@ import logging
 import sys
 from pathlib import Path
 
+from liverseg.cli.segment_cohort import (
+    add_cohort_arguments,
+    check_single_case,
+    is_cohort,
+    run_cohort_command,
+)
 from liverseg.errors import InputError, LiversegError
 
 log = logging.getLogger(__name__)
 
-VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".zip")
+# an OUTPUT with one of these suffixes is a label map file: the INPUT folder is then one case
 _LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 
 HELP = """\
@@ -25,11 +31,14 @@ slices) unless --series picks one; `liverseg dicom ls INPUT` shows the choice be
 (docs/dicom.md). OUTPUT is the label map (uint8 NIfTI) with exactly the input's grid (shape,
 spacing, origin, direction; a gantry-tilted series is first resampled onto a regular grid).
 
-Batch mode: when INPUT is a folder of cases (volume files, .zip files, or sub-folders each holding
-one DICOM series) OUTPUT is a folder: each case writes OUTPUT/<case>.nii.gz and a JSON report
-<case>.report.json (into OUTPUT, or into the folder --report names); --html and --overlays then
-name folders too. A failing case is
-reported and the batch goes on; a summary table ends the run (exit 1 if any case failed).
+Cohort (batch) mode: when INPUT is a folder of cases (volume files, .zip files, or sub-folders each
+holding one DICOM series) or a manifest .csv (a 'path' column, optional 'case'), OUTPUT is a
+folder: each case writes OUTPUT/<case>.nii.gz and a JSON report <case>.report.json (into OUTPUT,
+or into the folder --report names); --html and --overlays then name folders too. OUTPUT/cohort.csv
+holds one row per case (volumes, burden, lesions, status, error), updated as cases finish. Cases
+finished earlier with the same input and model are skipped (--force redoes them), so an
+interrupted run continues where it stopped. A failing case is reported and the run goes on
+(exit 1 if any case failed). --engine ray runs the cases on a Ray cluster (docs/cohort.md).
 
 If no liver is found (head CT, chest-only scan) an empty label map is written, the report and
 stderr say so, and the exit code is 0. Research use, not a medical device.
@@ -82,33 +91,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="tumor components smaller than this become liver (default: the model's value, "
         "100 for the shipped model)",
     )
+    add_cohort_arguments(p)
     p.set_defaults(func=run)
 
 
-def _is_batch(path: Path, args: argparse.Namespace | None = None) -> bool:
-    """A folder is a batch when it holds volume files, zips, or sub-folders (not DICOM files itself).
+def _one_case(args: argparse.Namespace) -> bool:
+    """Single-case options make a folder one case, not a folder of cases.
 
-    Single-case options (an OUTPUT file name like ``labels.nii.gz``, ``--series``, ``--dicom-seg``,
-    ``--dicom-sr``) make it one case: a DICOM export of nested folders is then read as one input.
+    An OUTPUT file name like ``labels.nii.gz``, ``--series``, ``--dicom-seg`` or ``--dicom-sr``: a
+    DICOM export of nested folders is then read as one input.
     """
-    if not path.is_dir():
-        return False
-    if args is not None and (
+    return bool(
         args.series or args.dicom_seg or args.dicom_sr or args.output.name.lower().endswith(_LABEL_SUFFIXES)
-    ):
-        return False
-    entries = [e for e in path.iterdir() if not e.name.startswith(".")]
-    if any(e.is_file() and e.name.lower().endswith(VOLUME_SUFFIXES) for e in entries):
-        return True
-    return bool(entries) and all(e.is_dir() for e in entries)
-
-
-def _case_name(path: Path) -> str:
-    name = path.name
-    for suffix in VOLUME_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    )
 
 
 def _options(args: argparse.Namespace):
@@ -142,15 +137,6 @@ def _progress(quiet: bool):
 
     update.close = bar.close  # type: ignore[attr-defined]
     return update
-
-
-def _summary_line(report: dict) -> str:
-    if not report.get("liver_found"):
-        return "no liver found"
-    return (
-        f"liver {report['liver_volume_ml']:.0f} ml, {report['lesion_count']} lesion(s), "
-        f"tumor {report['tumor_volume_ml']:.1f} ml ({report['tumor_burden_percent']:.2f}% of liver)"
-    )
 
 
 def print_summary(report: dict) -> None:
@@ -197,8 +183,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.input.exists():
         raise InputError("does not exist (expected a CT file, a DICOM folder or .zip)", args.input)
     options = _options(args)
-    if _is_batch(args.input, args):
-        return _run_batch(args, options)
+    # a manifest is always a cohort; a folder of cases is one unless single-case options say otherwise
+    if is_cohort(args.input) and (args.input.is_file() or not _one_case(args)):
+        return run_cohort_command(args, options)
+    check_single_case(args)
     from liverseg.inference import run_segment
 
     progress = _progress(args.quiet)
@@ -225,51 +213,3 @@ def run(args: argparse.Namespace) -> int:
         print_summary(report)
     log.info("wrote %s", args.output)
     return 0
-
-
-def _run_batch(args: argparse.Namespace, options) -> int:
-    from liverseg.inference import run_segment
-
-    if args.probabilities:
-        raise LiversegError("--probabilities is a single-case option (not for a folder of cases)")
-    cases = sorted(
-        e
-        for e in args.input.iterdir()
-        if not e.name.startswith(".") and (e.is_dir() or e.name.lower().endswith(VOLUME_SUFFIXES))
-    )
-    if args.output.exists() and not args.output.is_dir():
-        raise LiversegError(f"{args.output}: batch mode needs OUTPUT to be a folder")
-    if args.output.resolve() == args.input.resolve():
-        raise LiversegError(
-            f"{args.output}: the output folder is the input folder; its label maps would be taken "
-            "for cases (or overwrite them): choose another folder"
-        )
-    rows: list[tuple[str, str, str]] = []
-    failed = 0
-    for case in cases:
-        name = _case_name(case)
-        progress = _progress(args.quiet)
-        try:
-            report = run_segment(
-                case,
-                args.output / f"{name}.nii.gz",
-                report_json=(args.report or args.output) / f"{name}.report.json",
-                html=(args.html / f"{name}.html") if args.html else None,
-                overlays_dir=(args.overlays / name) if args.overlays else None,
-                options=options,
-                progress=progress,
-            )
-            rows.append((name, "ok", _summary_line(report)))
-        except LiversegError as exc:
-            failed += 1
-            rows.append((name, "FAILED", str(exc)))
-            log.error("%s: %s", name, exc)
-        finally:
-            if progress is not None:
-                progress.close()  # type: ignore[attr-defined]
-    width = max([len(r[0]) for r in rows] + [4])
-    print(f"{'case':<{width}}  {'status':<6}  result")
-    for name, status, msg in rows:
-        print(f"{name:<{width}}  {status:<6}  {msg}")
-    print(f"{len(rows) - failed} of {len(rows)} case(s) succeeded")
-    return 1 if failed else 0

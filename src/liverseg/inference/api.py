@@ -25,12 +25,14 @@ from liverseg.io import Volume, to_canonical
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "LoadedModel",
     "SegmentOptions",
     "SegmentResult",
     "check_output_paths",
     "dicom_input_summary",
     "input_warnings",
     "liver_attenuation_warning",
+    "prepare_model",
     "run_segment",
     "segment_volume",
 ]
@@ -88,6 +90,35 @@ class SegmentResult:
     lesion_confidence: Volume | None = None
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model resolved and loaded for inference (see :func:`prepare_model`)."""
+
+    bundle: Any  # liverseg.catalog.ModelBundle
+    device: str  # "cpu" or "cuda" (resolved)
+    backend: str  # "torch" or "onnx" (resolved)
+    cascade: Any  # liverseg.inference.predictor.Cascade
+
+
+def prepare_model(options: SegmentOptions = SegmentOptions()) -> LoadedModel:
+    """Resolve ``options.model``, pick device and backend, and load the cascade.
+
+    Loaded cascades are cached per process (:func:`liverseg.inference.loading.load_cascade`), so
+    calling this once when a long-lived worker starts (a cohort worker, a service worker) makes
+    every later :func:`run_segment` with the same options reuse the loaded networks.
+    """
+    from liverseg.catalog import resolve_model
+    from liverseg.inference.backends import resolve_device
+    from liverseg.inference.loading import load_cascade
+
+    bundle = resolve_model(options.model)
+    device = resolve_device(options.device)
+    backend = options.backend
+    if backend == "auto":
+        backend = str(bundle.info.get("cpu_backend", "torch")) if device == "cpu" else "torch"
+    return LoadedModel(bundle, device, backend, load_cascade(bundle, device, backend))
+
+
 def liver_attenuation_warning(hu: np.ndarray, parenchyma: np.ndarray) -> str | None:
     """A warning when the median HU of the segmented parenchyma is not liver-like, else None.
 
@@ -122,9 +153,6 @@ def segment_volume(
     image: Volume, options: SegmentOptions = SegmentOptions(), progress: ProgressFn | None = None
 ) -> SegmentResult:
     """Segment liver and tumors in a CT ``image`` (HU). See the module docstring for the steps."""
-    from liverseg.catalog import resolve_model
-    from liverseg.inference.backends import resolve_device
-    from liverseg.inference.loading import load_cascade
     from liverseg.inference.postprocess import postprocess_labels
     from liverseg.preprocessing import check_ct_intensities, check_field_of_view, check_volume_size
 
@@ -138,12 +166,8 @@ def segment_volume(
     ct_stats = check_ct_intensities(image, path=image.metadata.get("source"))
     warnings.extend(str(w) for w in (ct_stats or {}).get("warnings", []))
     warnings.extend(input_warnings(image))
-    bundle = resolve_model(options.model)
-    device = resolve_device(options.device)
-    backend = options.backend
-    if backend == "auto":
-        backend = str(bundle.info.get("cpu_backend", "torch")) if device == "cpu" else "torch"
-    cascade = load_cascade(bundle, device, backend)
+    loaded = prepare_model(options)
+    bundle, device, backend, cascade = loaded.bundle, loaded.device, loaded.backend, loaded.cascade
     timings["load_model"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -15,7 +15,29 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Backend", "OnnxBackend", "TorchBackend", "resolve_device"]
+__all__ = ["Backend", "OnnxBackend", "TorchBackend", "cpu_threads", "resolve_device", "set_cpu_threads"]
+
+_CPU_THREADS: int | None = None  # None: every core of the machine
+
+
+def set_cpu_threads(n: int | None) -> None:
+    """Use ``n`` CPU threads per backend built from now on (None: all cores).
+
+    A cohort worker that was given 2 of a node's 32 cores calls this before loading the model, so
+    that several workers on one node do not each start 32 threads. Cached backends keep the
+    thread count they were built with.
+    """
+    global _CPU_THREADS
+    if n is not None and n < 1:
+        from liverseg.errors import LiversegError
+
+        raise LiversegError(f"the number of CPU threads must be >= 1, got {n}")
+    _CPU_THREADS = n
+
+
+def cpu_threads() -> int:
+    """CPU threads a new backend uses: :func:`set_cpu_threads`'s value, else all cores."""
+    return _CPU_THREADS or max(1, os.cpu_count() or 1)
 
 
 class Backend(Protocol):
@@ -51,7 +73,7 @@ class TorchBackend:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         if device == "cpu":
-            torch.set_num_threads(max(1, os.cpu_count() or 1))
+            torch.set_num_threads(cpu_threads())
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         import torch
@@ -73,7 +95,7 @@ class OnnxBackend:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, os.cpu_count() or 1)
+        opts.intra_op_num_threads = cpu_threads()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name

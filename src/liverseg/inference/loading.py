@@ -19,7 +19,7 @@ from liverseg.utils import sha256_file
 
 log = logging.getLogger(__name__)
 
-__all__ = ["load_cascade", "onnx_cache_dir"]
+__all__ = ["load_cascade", "load_count", "onnx_cache_dir"]
 
 
 def onnx_cache_dir() -> Path:
@@ -73,3 +73,8 @@ def load_cascade(bundle: ModelBundle, device: str = "cpu", backend: str = "torch
     """
     stages = tuple(sorted((k, str(v)) for k, v in bundle.stages.items()))
     return _load_cached(stages, device, backend)
+
+
+def load_count() -> int:
+    """How many cascades this process has loaded (cache misses): 1 for a worker that loaded once."""
+    return _load_cached.cache_info().misses
