@@ -57,7 +57,11 @@ def test_report_contents_and_schema():
     jsonschema.Draft202012Validator.check_schema(load_schema())
     jsonschema.validate(report, load_schema())
     voxel_ml = 2.5 * 0.8 * 0.8 / 1000
-    assert report["schema_version"] == "1.0" and report["liver_found"] is True
+    assert report["schema_version"] == "1.1" and report["liver_found"] is True
+    assert (
+        report["slice_numbering"]["basis"] == "superior-to-inferior"
+        and report["slice_numbering"]["count"] == 16
+    )
     assert report["liver_volume_ml"] == pytest.approx(
         np.count_nonzero(labels.array >= 1) * voxel_ml, abs=1e-3
     )

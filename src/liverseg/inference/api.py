@@ -196,10 +196,14 @@ def run_segment(
     probabilities: str | Path | None = None,
     options: SegmentOptions = SegmentOptions(),
     progress: ProgressFn | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Segment one CT file or DICOM series and write the requested outputs; return the report.
 
     Every output is written atomically; the label map has exactly the input's grid.
+    ``identity`` (patient ID, accession number, study date, series description, label) goes into
+    the report's ``input.identity`` as given; without it a DICOM input's own header identity is
+    used (:func:`liverseg.io.dicom_identity.identity_from_dataset`).
     """
     from liverseg.io import read_volume, write_dicom_seg, write_volume
     from liverseg.reporting import build_report, write_html, write_overlays, write_report_json
@@ -230,7 +234,11 @@ def run_segment(
         _write_probabilities(image, result.probabilities, Path(probabilities))
     timings["write"] = time.perf_counter() - t0
 
-    input_info = {"name": input_path.name, "format": _input_format(input_path, image)}
+    input_info: dict[str, Any] = {"name": input_path.name, "format": _input_format(input_path, image)}
+    if identity is None:
+        identity = (image.metadata.get("dicom") or {}).get("identity")
+    if identity:
+        input_info["identity"] = dict(identity)
     report = build_report(
         image,
         result.labels,

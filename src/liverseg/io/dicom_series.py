@@ -24,6 +24,7 @@ from pydicom.uid import UID
 
 from liverseg.errors import InputError
 from liverseg.io.dicom_geometry import SliceHeader, order_slices
+from liverseg.io.dicom_identity import identity_from_dataset
 from liverseg.io.sources import FileSource, is_dicom_stream
 from liverseg.io.volume import Volume
 from liverseg.utils import progress
@@ -256,7 +257,8 @@ def read_dicom_series(
     Returns:
         Volume, array ``(z, y, x)`` = stored value * RescaleSlope + RescaleIntercept (HU for CT),
         ordered along the slice normal; ``metadata["source"]`` and ``metadata["dicom"]`` (series /
-        study / frame-of-reference UIDs, ``sop_instance_uids`` and ``files`` in slice order,
+        study / frame-of-reference UIDs, ``sop_instance_uids``, ``instance_numbers`` and ``files``
+        in slice order, ``identity`` (:func:`~liverseg.io.dicom_identity.identity_from_dataset`),
         ``dropped_files``, ``modality``, ``patient_id``, ``container`` ("folder"/"zip"), ...).
 
     Raises:
@@ -288,12 +290,15 @@ def read_dicom_series(
             array = np.empty((len(geo.slices), h0.rows, h0.columns), dtype=dtype)
             for k, h in enumerate(progress(geo.slices, desc="DICOM slices")):
                 array[k] = _read_pixels(src, h, path)
+        with src.open_header(geometry_slices[0].member) as fh:
+            identity = identity_from_dataset(pydicom.dcmread(fh, stop_before_pixels=True))
     h0 = geometry_slices[0]
     dicom_meta = {
         "series_instance_uid": uid,
         "study_instance_uid": h0.study_instance_uid,
         "frame_of_reference_uid": h0.frame_of_reference_uid,
         "sop_instance_uids": [h.sop_instance_uid for h in geometry_slices],
+        "instance_numbers": [h.instance_number for h in geometry_slices],
         "files": [h.member for h in geometry_slices],
         "dropped_files": [h.member for h in dropped],
         "modality": h0.modality,
@@ -304,6 +309,7 @@ def read_dicom_series(
         "transfer_syntax_uid": h0.transfer_syntax_uid,
         "container": src.kind,
         "n_series_found": len(groups),
+        "identity": identity,
     }
     log.debug("%s: read %d slices %s, spacing %s mm", path, array.shape[0], array.shape, spacing)
     return Volume(array, spacing, origin, direction, {"source": str(path), "dicom": dicom_meta})

@@ -25,6 +25,7 @@ from liverseg import __version__
 from liverseg.errors import OutputError
 from liverseg.io.volume import Volume
 from liverseg.reporting.measure import canonical_scan, measure_lesions
+from liverseg.reporting.position import LOCATION_METHOD, slice_numbering
 from liverseg.utils import atomic_write_text
 
 __all__ = [
@@ -39,7 +40,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 DISCLAIMER = (
     "Research use, not a medical device. Automatic segmentation and measurements may be wrong; "
     "they must be checked by a qualified clinician and are not a diagnosis."
@@ -131,14 +132,16 @@ def build_report(
         model: at least ``{"name": str, "version": str}``.
         timings_s: stage -> seconds (non-negative numbers).
         input_info: facts about the input (e.g. ``{"name": "ct.nii.gz"}``); a ``path`` is reduced
-            to its file name so reports do not leak folder names.
+            to its file name so reports do not leak folder names. ``identity`` (patient ID,
+            accession number, study date, series description, label) is copied as given.
         warnings: messages for the reader; "no liver found" is added when it applies.
     Returns:
         the report dict (JSON-serialisable, validated).
     """
     scan = canonical_scan(image, labels)
     liver = scan.liver
-    lesions = measure_lesions(image, labels, scan=scan)
+    numbering = slice_numbering(scan, image.metadata)
+    lesions = measure_lesions(image, labels, scan=scan, numbering=numbering)
     tumor_ml = float(np.count_nonzero(labels.array == 2)) * labels.voxel_volume_ml
     liver_ml = float(liver["volume_ml"])
     warnings = [str(w) for w in warnings]
@@ -163,6 +166,8 @@ def build_report(
         if liver["centroid_lps_mm"] is None
         else [round(v, 2) for v in liver["centroid_lps_mm"]],
         "lesions": lesions,
+        "slice_numbering": numbering.describe(),
+        "location_method": LOCATION_METHOD,
         "model": dict(model),
         "timings_s": dict(timings_s),
         "software": software_versions(),
