@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from liverseg.service.config import DEFAULT_DATA_DIR, ServiceConfig
 
 log = logging.getLogger(__name__)
+PURGE_EVERY_S = 3600.0
 
 
 def register(subparsers: Any) -> None:
@@ -48,6 +50,18 @@ def register(subparsers: Any) -> None:
         help="proxies trusted for X-Forwarded-For/Proto (default 127.0.0.1)",
     )
     p.add_argument("--max-upload-mb", type=int, default=2048, help="largest upload in MiB (default 2048)")
+    p.add_argument(
+        "--deidentify",
+        action="store_true",
+        help="store pseudonyms instead of patient IDs and accession numbers (pages, reports, database)",
+    )
+    p.add_argument(
+        "--retention-days",
+        type=float,
+        default=None,
+        metavar="DAYS",
+        help="delete studies older than DAYS (files and rows, audited; checked hourly); default: keep",
+    )
     # for integration tests and custom deployments: replaces the real pipeline in the workers
     p.add_argument("--segmenter", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
@@ -59,10 +73,13 @@ def run(args: argparse.Namespace) -> int:
     from liverseg.errors import ConfigError
     from liverseg.service.app import create_app
     from liverseg.service.config import UploadLimits
+    from liverseg.service.lifecycle import purge_expired
     from liverseg.service.worker import start_worker
 
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
+    if args.retention_days is not None and not args.retention_days > 0:
+        raise ConfigError(f"--retention-days must be > 0, got {args.retention_days}")
     config = ServiceConfig(
         data_dir=args.data_dir,
         db_url=args.db,
@@ -70,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         lease_s=args.lease_s,
         segmenter=args.segmenter,
         limits=UploadLimits(max_upload_bytes=args.max_upload_mb * 1024**2),
+        deidentify=args.deidentify,
+        retention_days=args.retention_days,
     )
     args.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(config)
@@ -77,11 +96,18 @@ def run(args: argparse.Namespace) -> int:
     procs = [start_worker(config) for _ in range(args.workers)]
 
     def supervise() -> None:  # restart a worker that died (its job resumes after the lease)
+        next_purge = 0.0
         while not stop.wait(2.0):
             for i, proc in enumerate(procs):
                 if proc.poll() is not None and not stop.is_set():
                     log.warning("worker pid %s exited with %s; restarting", proc.pid, proc.returncode)
                     procs[i] = start_worker(config)
+            if config.retention_days is not None and time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + PURGE_EVERY_S
+                try:
+                    purge_expired(app.state.database, app.state.storage, config.retention_days)
+                except Exception:  # a failed purge is retried at the next round
+                    log.exception("retention purge failed")
 
     threading.Thread(target=supervise, name="worker-supervisor", daemon=True).start()
     log.info(

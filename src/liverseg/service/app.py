@@ -27,7 +27,7 @@ from liverseg.service.deps import Auth, current_user
 from liverseg.service.storage import Storage, UploadTooLargeError
 from liverseg.service.viewer import ViewerCache
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "public_message"]
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -92,13 +92,30 @@ def _security_headers(response: Response, request: Request) -> None:
         h.setdefault("Cache-Control", "no-store")
 
 
+MAX_MESSAGE_CHARS = 600
+
+
+def public_message(exc: Exception, data_root: Path) -> str:
+    """A user error's message as a client may see it: one line, no server paths (a file is named
+    by its name only, the data folder is ``<data>``), at most :data:`MAX_MESSAGE_CHARS`."""
+    msg = str(exc)
+    path = getattr(exc, "path", None)
+    if isinstance(path, Path):
+        msg = msg.replace(str(path), path.name)
+    msg = msg.replace(str(data_root), "<data>")
+    msg = " ".join(msg.split())
+    return msg if len(msg) <= MAX_MESSAGE_CHARS else msg[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
 def create_app(config: ServiceConfig, database: Database | None = None) -> FastAPI:
     """Build the web application for ``config`` (creates the database schema if needed)."""
     from liverseg.service import (
         registry,
         routes_admin,
         routes_auth,
+        routes_lifecycle,
         routes_pages,
+        routes_problems,
         routes_studies,
         routes_viewer,
     )
@@ -133,7 +150,7 @@ def create_app(config: ServiceConfig, database: Database | None = None) -> FastA
 
     @app.exception_handler(LiversegError)
     async def _user_error(_request: Request, exc: LiversegError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return JSONResponse({"detail": public_message(exc, app.state.storage.root)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -150,7 +167,15 @@ def create_app(config: ServiceConfig, database: Database | None = None) -> FastA
     def openapi(_auth: Auth = Depends(current_user)) -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    for module in (routes_auth, routes_studies, routes_viewer, routes_admin, routes_pages):
+    for module in (
+        routes_auth,
+        routes_studies,
+        routes_lifecycle,
+        routes_problems,
+        routes_viewer,
+        routes_admin,
+        routes_pages,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     return app

@@ -49,7 +49,13 @@ class ServiceConfig:
         max_attempts: a job whose worker died this many times is marked failed.
         segmenter: ``"module:function"`` replacing :func:`liverseg.service.jobs.run_job_segmentation`
             (integration tests use a fast fake); ``None`` runs the real pipeline.
-        viewer_cache_studies: how many studies' memory-mapped volumes one process keeps open.
+        viewer_cache_studies: how many studies' viewer descriptions one process keeps in memory.
+        deidentify: store pseudonyms (keyed hash) instead of patient IDs and accession numbers
+            in the database, the pages and the reports (:mod:`liverseg.service.identity`).
+        retention_days: studies older than this are deleted (files and rows, audited) by
+            ``liverseg serve``; ``None`` keeps them until someone deletes them.
+        gate: ``"module:function"`` replacing the model validation gate
+            (:func:`liverseg.service.gate.run_gate_subprocess`; tests use a fast fake).
     """
 
     data_dir: Path = DEFAULT_DATA_DIR
@@ -65,6 +71,9 @@ class ServiceConfig:
     max_attempts: int = 3
     segmenter: str | None = None
     viewer_cache_studies: int = 8
+    deidentify: bool = False
+    retention_days: float | None = None
+    gate: str | None = None
 
     @property
     def database_url(self) -> str:
