@@ -144,6 +144,41 @@ def test_write_json_png_and_html(tmp_path: Path):
     assert "Lesion 2" in page and "cascade-unet" in page
 
 
+def test_html_shows_identity_slice_numbers_and_confidence():
+    image, labels = _scan()
+    identity = {
+        "label": "Leber Verlauf",
+        "patient_id": "PAT-<7>",
+        "accession_number": "ACC9",
+        "study_date": "2025-04-10",
+        "series_description": "Abdomen venous",
+        "deidentified": False,
+    }
+    report = _report(image, labels, input_info={"name": "input.zip", "identity": identity})
+    assert report["input"]["identity"] == identity
+    report["lesions"][1]["confidence"], report["lesions"][1]["possible"] = (
+        0.41,
+        True,
+    )  # as the lead's classifier writes
+    page = render_html(report, image, labels)
+    for text in (
+        "Patient ID",
+        "PAT-&lt;7&gt;",
+        "ACC9",
+        "2025-04-10",
+        "Abdomen venous",
+        "Leber Verlauf",
+        "input.zip",
+    ):
+        assert text in page, text
+    assert "<title>liverseg report: Leber Verlauf · PAT-&lt;7&gt; · 2025-04-10</title>" in page
+    first = report["lesions"][0]
+    numbers = f"<td>{first['slice_numbers'][0]}-{first['slice_numbers'][1]}</td>"
+    assert numbers in page and f"{first['largest_slice_number']} (z " in page
+    assert "slice 1 is the most superior axial slice" in page and "Not a Couinaud segment" in page
+    assert "n/a" in page and "0.41 <strong>possible false positive</strong>" in page
+
+
 def test_html_without_lesions_and_mismatched_report():
     image, labels = _scan(tumor=False)
     report = _report(image, labels)

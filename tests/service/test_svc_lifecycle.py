@@ -137,7 +137,7 @@ def test_progress_is_one_bar_with_plain_stage_names_and_time_left(svc, ct_file):
 def _paint(client, sid: str, svc, change=None, compress=True):
     """Post a painted correction: the study's labels in the viewer's RAS byte order, modified."""
     folder = svc.config.data_dir / "studies" / sid / "output" / "viewer"
-    ras = np.asarray(nib.load(folder / "labels.nii").dataobj).transpose(2, 1, 0).copy()
+    ras = np.asarray(nib.load(folder / "labels.nii.gz").dataobj).transpose(2, 1, 0).copy()
     if change is not None:
         change(ras)
     data = ras.tobytes()

@@ -42,7 +42,7 @@ def test_viewer_cache_is_ras_and_maps_both_ways_exactly(tmp_path, name):
     image = make_ct(direction=DIRECTIONS[name])
     labels = image.with_array(fake_labels(image.array))
     meta = build_viewer_cache(image, labels, tmp_path)
-    ct_img, lab_img = nib.load(tmp_path / "ct.nii"), nib.load(tmp_path / "labels.nii")
+    ct_img, lab_img = nib.load(tmp_path / "ct.nii.gz"), nib.load(tmp_path / "labels.nii.gz")
     assert ct_img.get_data_dtype() == np.int16 and lab_img.get_data_dtype() == np.uint8
     assert int(lab_img.header["intent_code"]) == 1002 and np.allclose(ct_img.affine, meta["ras_affine"])
     ct = np.asarray(ct_img.dataobj)  # (i, j, k)
@@ -81,7 +81,7 @@ def test_lesion_borders_outline_the_report_lesions(tmp_path):
         image, labels, model={"name": "t", "version": "0"}, timings_s={}, input_info={}, warnings=[]
     )
     borders = np.load(tmp_path / "lesions.npz")
-    lab = np.asarray(nib.load(tmp_path / "labels.nii").dataobj).transpose(2, 1, 0).reshape(-1)  # flat RAS
+    lab = np.asarray(nib.load(tmp_path / "labels.nii.gz").dataobj).transpose(2, 1, 0).reshape(-1)  # flat RAS
     nz, ny, nx = meta["shape_zyx"]
     for lesion in report["lesions"]:
         idx = borders[str(lesion["id"])]
@@ -148,8 +148,12 @@ def test_viewer_api_volumes_and_slice_numbers(svc):
     # the volumes are the viewer cache's NIfTI files, for the owner only
     ct = alice.get(info["volumes"]["ct"])
     assert ct.status_code == 200 and ct.headers["content-type"] == "application/octet-stream"
+    assert ct.headers["content-encoding"] == "gzip"  # sent compressed; the client inflates it
     img = nib.Nifti1Image.from_bytes(ct.content)
     assert img.shape == (48, 48, 20) and img.get_data_dtype() == np.int16
+    plain = alice.get(info["volumes"]["labels"], headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert nib.Nifti1Image.from_bytes(plain.content).shape == (48, 48, 20)
     assert bob.get(info["volumes"]["ct"]).status_code == 404
     assert bob.get(f"/api/studies/{sid}/lesions/1/border").status_code == 404
     assert alice.get(f"/api/studies/{sid}/volumes/ct.npy").status_code == 404
@@ -162,11 +166,11 @@ def test_an_outdated_viewer_cache_is_rebuilt(svc, done_study):
     alice = svc.client("alice")
     folder = svc.config.data_dir / "studies" / done_study / "output" / "viewer"
     meta = json.loads((folder / "viewer.json").read_text())
-    (folder / "ct.nii").unlink()
+    (folder / "ct.nii.gz").unlink()
     (folder / "viewer.json").write_text(json.dumps({**meta, "version": 1}))
     info = alice.get(f"/api/studies/{done_study}/viewer")
-    assert info.status_code == 200 and (folder / "ct.nii").exists()
-    assert json.loads((folder / "viewer.json").read_text())["version"] == 2
+    assert info.status_code == 200 and (folder / "ct.nii.gz").exists()
+    assert json.loads((folder / "viewer.json").read_text())["version"] == 3
 
 
 def test_study_page_has_the_viewer(svc, done_study):

@@ -1,20 +1,24 @@
 """Viewer API: the study's description for the browser viewer, its volumes as NIfTI, lesion borders.
 
 The CT and label map are served as the NIfTI files of the viewer cache (int16 HU and uint8
-labels, RAS voxel order, see :mod:`liverseg.service.volumes`), straight from disk, to the
-logged-in owner or an admin only. A cache written by an older liverseg is rebuilt on first use.
+labels, RAS voxel order, see :mod:`liverseg.service.volumes`), straight from disk with
+``Content-Encoding: gzip`` (decompressed on the fly for a client that does not accept gzip), to
+the logged-in owner or an admin only. A cache written by an older liverseg is rebuilt on first use.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from liverseg.service.db import Study
@@ -96,20 +100,28 @@ async def viewer_info(
     }
 
 
+def _inflate(path: Path) -> Iterator[bytes]:
+    with gzip.open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            yield block
+
+
 @router.get("/api/studies/{study_id}/volumes/{name}", response_class=FileResponse, responses=_NIFTI)
 async def volume_file(
     name: str, request: Request, study: Study = Depends(owned_study), db: Session = Depends(get_db)
-) -> FileResponse:
-    """``ct.nii`` or ``labels.nii`` of the viewer cache (NIfTI-1, RAS voxel order)."""
+) -> Response:
+    """``ct.nii`` or ``labels.nii`` of the viewer cache (NIfTI-1, RAS voxel order), gzip-encoded."""
     if name not in VOLUMES:
         raise HTTPException(
             status_code=404, detail=f"volume must be one of {', '.join(VOLUMES)}, got {name!r}"
         )
     sv = await study_viewer(request, study, db)
+    path = sv.folder / f"{name}.gz"
+    headers = {"Cache-Control": "private, no-cache", "Vary": "Accept-Encoding"}  # a re-run rewrites it
+    if "gzip" not in request.headers.get("accept-encoding", ""):
+        return StreamingResponse(_inflate(path), media_type="application/octet-stream", headers=headers)
     return FileResponse(
-        sv.folder / name,
-        media_type="application/octet-stream",
-        headers={"Cache-Control": "private, no-cache"},  # revalidated by ETag: a re-run rewrites it
+        path, media_type="application/octet-stream", headers={**headers, "Content-Encoding": "gzip"}
     )
 
 

@@ -4,8 +4,10 @@ The viewer cache holds the CT (int16 HU, ``scl_slope`` 1) and the label map (uin
 intent "label") on the canonical grid of :func:`liverseg.io.to_canonical` stored in **RAS voxel
 order** (array axis 0 inferior->superior, 1 posterior->anterior, 2 patient's left->right) with
 the matching NIfTI affine. That is the order NiiVue works in, so its drawing bitmap has the
-byte layout of ``labels.nii`` (a painted correction maps back exactly, see
-:func:`ras_to_input_labels`), and the files are served straight from disk.
+byte layout of the label file (a painted correction maps back exactly, see
+:func:`ras_to_input_labels`). Both are gzip-compressed (level 1: a CT halves, a label map
+shrinks a hundredfold) and served straight from disk with ``Content-Encoding: gzip``, which
+browsers decompress natively.
 
 ``lesions.npz`` holds, per lesion id of the report, the flat RAS indices (uint32) of the
 lesion's 6-connected border voxels (the viewer paints them to outline a selected lesion), and
@@ -43,7 +45,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-VIEWER_CACHE_VERSION = 2
+VIEWER_CACHE_VERSION = 3
 NIFTI_INTENT_LABEL = 1002
 # (i, j, k) of the RAS array -> LPS: x flips, y flips (see _ras_affine); RAS mm = diag(-1,-1,1) LPS
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -81,7 +83,7 @@ def _write_nifti(array_ras: np.ndarray, affine: np.ndarray, path: Path, *, label
     img.header.set_xyzt_units("mm")
     if label:
         img.header.set_intent(NIFTI_INTENT_LABEL)
-    with atomic_path(path) as tmp:  # the temporary name keeps ".nii": nibabel writes NIfTI-1
+    with atomic_path(path) as tmp:  # the temporary name keeps ".nii.gz": nibabel gzips (level 1)
         nib.save(img, str(tmp))
 
 
@@ -109,7 +111,7 @@ def _lesion_borders(scan: Any) -> tuple[dict[str, np.ndarray], dict[int, int]]:
 
 
 def build_viewer_cache(image: Volume, labels: Volume, out_dir: str | Path) -> dict[str, Any]:
-    """Write ``ct.nii``, ``labels.nii``, ``lesions.npz`` and ``viewer.json`` to ``out_dir``.
+    """Write ``ct.nii.gz``, ``labels.nii.gz``, ``lesions.npz`` and ``viewer.json`` to ``out_dir``.
 
     Args:
         image: the study CT on the input grid (its metadata gives the DICOM slice order).
@@ -130,8 +132,8 @@ def build_viewer_cache(image: Volume, labels: Volume, out_dir: str | Path) -> di
     canon_labels, _ = to_canonical(labels)
     affine = _ras_affine(canon)
     ct = np.clip(np.rint(canon.array), -32768, 32767).astype(np.int16)
-    _write_nifti(to_ras_array(ct), affine, out / "ct.nii", label=False)
-    _write_nifti(to_ras_array(canon_labels.array.astype(np.uint8)), affine, out / "labels.nii", label=True)
+    _write_nifti(to_ras_array(ct), affine, out / "ct.nii.gz", label=False)
+    _write_nifti(to_ras_array(canon_labels.array.astype(np.uint8)), affine, out / "labels.nii.gz", label=True)
     scan = canonical_scan(None, labels)
     borders, counts = _lesion_borders(scan)
     with atomic_path(out / "lesions.npz") as tmp, open(tmp, "wb") as fh:

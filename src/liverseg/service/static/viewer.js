@@ -50,18 +50,27 @@ export class StudyViewer {
     this.nv = nv;
     await nv.attachToCanvas(this.canvas);
     this._configureMouse();
-    await nv.loadVolumes([{url: this.info.volumes.ct, name: "ct.nii"}, {url: this.info.volumes.labels, name: "labels.nii"}]);
+    // Each volume added re-renders every layer (slow with software WebGL), so both are loaded
+    // with their final settings: the liver window, the label colours and the overlay opacity.
+    const w = this.info.windows.liver;
+    this.state.level = w.level;
+    this.state.width = w.width;
+    nv.onVolumeAddedFromUrl = (_opts, volume) => {
+      if (volume.name === "labels.nii") volume.setColormapLabel({...LABEL_CMAP, A: [0, 255, 255]});
+    };
+    await nv.loadVolumes([
+      {url: this.info.volumes.ct, name: "ct.nii", cal_min: w.level - w.width / 2, cal_max: w.level + w.width / 2},
+      {url: this.info.volumes.labels, name: "labels.nii", opacity: this.state.opacity},
+    ]);
     this.ct = nv.volumes[0];
     this.seg = nv.volumes[1];
+    if (this.ct.cal_min !== w.level - w.width / 2) this.setWindow(w.level, w.width);  // not taken at load
     this.labels = new Uint8Array(this.seg.img);  // pristine labels; seg.img is what is shown
-    this.seg.setColormapLabel({...LABEL_CMAP, A: [0, 255, 255]});
     this._highlightLayer();
     nv.setSliceType(LAYOUTS.mpr);
     this._setPanZoom([0, 0, 0, 1]);
     nv.onLocationChange = () => this._changed();
     this._bindMouse();
-    this.setWindow(this.info.windows.liver.level, this.info.windows.liver.width);
-    this.renderOverlay();
     this._changed();
   }
 
