@@ -35,3 +35,7 @@ class OutputError(LiversegError):
     def __init__(self, message: str, path: str | Path | None = None) -> None:
         self.path = None if path is None else Path(path)
         super().__init__(f"{path}: {message}" if path is not None else message)
+
+
+class PacsError(LiversegError):
+    """A PACS (DICOMweb) request failed: unreachable, refused, or answered with an error."""

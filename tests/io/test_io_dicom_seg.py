@@ -49,7 +49,7 @@ def test_written_seg_references_source_and_describes_segments(ct, tmp_path):
     segs = {int(s.SegmentNumber): s for s in ds.SegmentSequence}
     assert segs[1].SegmentLabel == "Liver"
     assert segs[1].SegmentedPropertyTypeCodeSequence[0].CodeValue == "10200004"
-    assert segs[2].SegmentLabel == "Liver tumor"
+    assert segs[2].SegmentLabel == "Liver tumor 1" and segs[2].TrackingID == "lesion 1"
     assert segs[2].SegmentedPropertyTypeCodeSequence[0].CodeValue == "108369006"
     assert segs[2].SegmentedPropertyCategoryCodeSequence[0].CodeValue == "49755003"
     assert segs[1].SegmentAlgorithmType == "AUTOMATIC"
@@ -62,6 +62,37 @@ def test_written_seg_references_source_and_describes_segments(ct, tmp_path):
     assert referenced == set(ct.metadata["dicom"]["sop_instance_uids"])
     assert ds.StudyInstanceUID == ct.metadata["dicom"]["study_instance_uid"]
     assert ds.FrameOfReferenceUID == ct.metadata["dicom"]["frame_of_reference_uid"]
+
+
+def test_one_segment_per_lesion_numbered_like_the_caller_says(ct, tmp_path):
+    lab = np.zeros(ct.shape, np.uint8)
+    lab[1:4, 1:5, 1:6] = 1
+    lab[1, 1:3, 1:3] = 2  # 4 voxels
+    lab[3, 4, 5] = 2  # 1 voxel, not touching the first
+    out = write_dicom_seg(ct.with_array(lab), ct, tmp_path / "auto.dcm")
+    ds = pydicom.dcmread(out)
+    assert [s.SegmentLabel for s in ds.SegmentSequence] == ["Liver", "Liver tumor 1", "Liver tumor 2"]
+    seg = __import__("highdicom").seg.segread(out)
+    masks = seg.get_pixels_by_source_instance(
+        ct.metadata["dicom"]["sop_instance_uids"], segment_numbers=[2, 3]
+    )
+    assert int(masks[..., 0].sum()) == 4 and int(masks[..., 1].sum()) == 1  # largest lesion first
+    np.testing.assert_array_equal(read_dicom_seg(out, ct).array, lab)
+    # the caller's numbering (e.g. the report's), and only lesions it lists
+    lesions = np.zeros(ct.shape, np.int32)
+    lesions[1, 1:3, 1:3], lesions[3, 4, 5] = 7, 3
+    out = write_dicom_seg(ct.with_array(lab), ct, tmp_path / "ids.dcm", lesions=lesions, lesion_ids=[3, 7])
+    labels = [s.SegmentLabel for s in pydicom.dcmread(out).SegmentSequence]
+    assert labels == ["Liver", "Liver tumor 3", "Liver tumor 7"]
+    with pytest.raises(InputError, match="every tumor voxel"):
+        write_dicom_seg(ct.with_array(lab), ct, tmp_path / "bad.dcm", lesions=lesions, lesion_ids=[7])
+    assert not (tmp_path / "bad.dcm").exists()
+
+
+def test_no_tumor_keeps_an_explicit_empty_tumor_segment(ct, tmp_path):
+    lab = np.where(_labels(ct.shape) == 1, 1, 0).astype(np.uint8)
+    ds = pydicom.dcmread(write_dicom_seg(ct.with_array(lab), ct, tmp_path / "s.dcm"))
+    assert [s.SegmentLabel for s in ds.SegmentSequence] == ["Liver", "Liver tumor"]
 
 
 def test_empty_and_tumor_only_results_round_trip(ct, tmp_path):

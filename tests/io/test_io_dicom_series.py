@@ -62,14 +62,14 @@ def test_oblique_orientation_orders_along_the_normal(make_series):
     np.testing.assert_allclose(vol.origin, expected, atol=1e-4)
 
 
-def test_extensionless_and_comma_names_and_foreign_files(make_series, caplog):
+def test_extensionless_and_comma_names_and_foreign_files(make_series):
     folder, hu, _ = make_series(name_fmt="i{:04d},0000b.dcm")
     (folder / "README.txt").write_text("not dicom")
     (folder / "notes").write_bytes(b"\x00" * 500)
-    with caplog.at_level(logging.DEBUG, logger="liverseg.io.dicom_series"):
-        vol = read_dicom_series(folder)
+    vol = read_dicom_series(folder)
     np.testing.assert_array_equal(vol.array, hu)
-    assert "README.txt" in caplog.text and "no DICOM preamble" in caplog.text
+    skipped = {s["file"]: s["reason"] for s in vol.metadata["dicom"]["selection"]["skipped"]}
+    assert skipped == {"README.txt": "not a DICOM file", "notes": "not a DICOM file"}
 
 
 def test_two_series_picks_the_larger_and_logs_it(make_series, caplog):
@@ -77,19 +77,21 @@ def test_two_series_picks_the_larger_and_logs_it(make_series, caplog):
     small, _, _ = make_series("study/small", z_positions=[0, 5, 10], seed=2)
     big_uid = pydicom.dcmread(next(big.iterdir())).SeriesInstanceUID
     small_uid = pydicom.dcmread(next(small.iterdir())).SeriesInstanceUID
-    with caplog.at_level(logging.INFO, logger="liverseg.io.dicom_series"):
+    with caplog.at_level(logging.INFO, logger="liverseg.io.dicom_select"):
         vol = read_dicom_series(big.parent)
     np.testing.assert_array_equal(vol.array, hu)
     assert vol.metadata["dicom"]["series_instance_uid"] == big_uid
-    assert big_uid in caplog.text and small_uid in caplog.text and "skipped" in caplog.text
+    assert big_uid in caplog.text and "2 candidate stacks" in caplog.text
+    alternatives = vol.metadata["dicom"]["selection"]["alternatives"]
+    assert [(a["series_instance_uid"], a["why_not"]) for a in alternatives] == [(small_uid, "more slices")]
     assert all(f.startswith("big/") for f in vol.metadata["dicom"]["files"])
     # explicit choice and listing
-    assert read_dicom_series(big.parent, series_instance_uid=small_uid).shape[0] == 3
+    assert read_dicom_series(big.parent, series=small_uid).shape[0] == 3
     assert read_dicom_series(big.parent, subfolder="small").shape[0] == 3
     infos = list_dicom_series(big.parent)
     assert [i["n_files"] for i in infos] == [6, 3] and infos[1]["folder"] == "small"
     with pytest.raises(InputError, match=r"expected series 1\.2\.3"):
-        read_dicom_series(big.parent, series_instance_uid="1.2.3")
+        read_dicom_series(big.parent, series="1.2.3")
 
 
 def test_prefers_ct_over_a_larger_non_ct_series(make_series):
@@ -118,7 +120,7 @@ def test_duplicate_position_is_an_error_naming_files(make_series):
 def test_single_far_off_slice_is_dropped_with_warning(make_series, caplog, where):
     z = [0, 2, 4, 6, 8, 10] + ([60] if where == "end" else [-50])
     folder, hu, names = make_series(z_positions=z)
-    with caplog.at_level(logging.WARNING, logger="liverseg.io.dicom_geometry"):
+    with caplog.at_level(logging.WARNING, logger="liverseg.io.dicom_series"):
         vol = read_dicom_series(folder)
     stray = names[-1] if where == "end" else names[0]
     keep = slice(0, -1) if where == "end" else slice(1, None)
@@ -126,7 +128,8 @@ def test_single_far_off_slice_is_dropped_with_warning(make_series, caplog, where
     assert vol.spacing[0] == pytest.approx(2.0)
     assert vol.metadata["dicom"]["dropped_files"] == [stray]
     assert stray not in vol.metadata["dicom"]["files"]
-    assert stray in caplog.text and "dropping" in caplog.text
+    assert stray in caplog.text and "slice lying" in caplog.text
+    assert any(stray in w for w in vol.metadata["dicom"]["warnings"])
 
 
 def test_irregular_spacing_is_an_error(make_series):
@@ -135,45 +138,56 @@ def test_irregular_spacing_is_an_error(make_series):
         read_dicom_series(folder)
 
 
-def test_gantry_tilt_is_an_error(make_series, tmp_path):
-    folder, _, _ = make_series(z_positions=[0, 2, 4, 6])
+def test_irregular_sideways_drift_is_an_error(make_series):
+    folder, _, _ = make_series(z_positions=[0, 2, 4, 6, 8])
     for f in folder.iterdir():
         ds = pydicom.dcmread(f)
         x, y, z = (float(v) for v in ds.ImagePositionPatient)
-        ds.ImagePositionPatient = [x, y + 0.5 * z, z]  # positions drift along y: sheared stack
+        ds.ImagePositionPatient = [x, y + (3.0 if z == 4 else 0.0), z]  # one slice jumps sideways
         ds.save_as(f)
-    with pytest.raises(InputError, match="sheared"):
+    with pytest.raises(InputError, match="drift sideways irregularly"):
         read_dicom_series(folder)
 
 
 @pytest.mark.parametrize(
-    ("tag", "value", "message"),
+    ("tag", "value", "reason"),
     [
-        ("ImageOrientationPatient", [0, 1, 0, 1, 0, 0], "inconsistent ImageOrientationPatient"),
-        ("PixelSpacing", [0.5, 0.5], "inconsistent PixelSpacing"),
+        ("ImageOrientationPatient", [0, 1, 0, 1, 0, 0], "orientation"),
+        ("PixelSpacing", [0.5, 0.5], "pixel spacing"),
     ],
 )
-def test_inconsistent_geometry_is_an_error(make_series, tag, value, message):
-    folder, _, names = make_series()
-    f = folder / names[2]
-    ds = pydicom.dcmread(f)
+def test_a_slice_with_other_geometry_is_left_out_with_its_reason(make_series, tag, value, reason):
+    folder, hu, names = make_series()
+    original = pydicom.dcmread(folder / names[-1])  # the last slice of the stack
+    ds = pydicom.dcmread(folder / names[-1])
     setattr(ds, tag, value)
-    ds.save_as(f)
-    with pytest.raises(InputError, match=message) as err:
+    ds.save_as(folder / names[-1])
+    vol = read_dicom_series(folder)
+    np.testing.assert_array_equal(vol.array, hu[:-1])
+    (warning,) = [w for w in vol.metadata["dicom"]["warnings"] if names[-1] in w]
+    assert reason in warning
+    # such a slice in the middle of the stack leaves a gap: the error says both
+    original.save_as(folder / names[-1])
+    ds = pydicom.dcmread(folder / names[2])
+    setattr(ds, tag, value)
+    ds.save_as(folder / names[2])
+    with pytest.raises(
+        InputError, match=rf"missing slice.*left out of this series first: .*{names[2]}.*{reason}"
+    ):
         read_dicom_series(folder)
-    assert names[2] in str(err.value)
 
 
-def test_inconsistent_matrix_size_is_an_error(make_series, tmp_path):
-    folder, _, _ = make_series("a", z_positions=[0, 2, 4], shape=(6, 7))
+def test_a_slice_with_another_matrix_size_is_left_out(make_series, tmp_path):
+    folder, hu, _ = make_series("a", z_positions=[0, 2, 4], shape=(6, 7))
     other, _, _ = make_series("b", z_positions=[6], shape=(5, 7))
     uid = pydicom.dcmread(next(folder.iterdir())).SeriesInstanceUID
     f = next(other.iterdir())
     ds = pydicom.dcmread(f)
     ds.SeriesInstanceUID = uid
     ds.save_as(folder / "odd")
-    with pytest.raises(InputError, match=r"inconsistent Rows/Columns.*odd"):
-        read_dicom_series(folder)
+    vol = read_dicom_series(folder)
+    np.testing.assert_array_equal(vol.array, hu)
+    assert any("odd" in w and "matrix 5x7, not 6x7" in w for w in vol.metadata["dicom"]["warnings"])
 
 
 def test_single_slice_and_empty_and_non_dicom_folders(make_series, tmp_path):

@@ -156,10 +156,8 @@ def test_html_shows_identity_slice_numbers_and_confidence():
     }
     report = _report(image, labels, input_info={"name": "input.zip", "identity": identity})
     assert report["input"]["identity"] == identity
-    report["lesions"][1]["confidence"], report["lesions"][1]["possible"] = (
-        0.41,
-        True,
-    )  # as the lead's classifier writes
+    # a candidate below the lesion model's threshold: listed after the confirmed ones, not in the label map
+    report["lesions"].append({**report["lesions"][1], "id": 3, "confidence": 0.41, "possible": True})
     page = render_html(report, image, labels)
     for text in (
         "Patient ID",
@@ -176,7 +174,7 @@ def test_html_shows_identity_slice_numbers_and_confidence():
     numbers = f"<td>{first['slice_numbers'][0]}-{first['slice_numbers'][1]}</td>"
     assert numbers in page and f"{first['largest_slice_number']} (z " in page
     assert "slice 1 is the most superior axial slice" in page and "Not a Couinaud segment" in page
-    assert "n/a" in page and "0.41 <strong>possible false positive</strong>" in page
+    assert "n/a" in page and "<strong>possible false positive</strong> (41 %; not counted)" in page
 
 
 def test_html_without_lesions_and_mismatched_report():
@@ -207,3 +205,44 @@ def test_many_lesions_pictures_capped(tmp_path: Path, monkeypatch: pytest.Monkey
     assert len(re.findall(r"<img ", page)) == 4
     assert "3 largest lesions only" in page and "all 6" in page
     assert page.count("<tr>") >= 6 + 1  # every lesion in the table
+
+
+def test_possible_lesions_are_listed_flagged_and_not_counted():
+    from liverseg.io.labels import decode_confidence, encode_confidence
+
+    image, labels = _scan()
+    lab = labels.array.copy()
+    ids = np.unique(lab[lab == 2])
+    assert ids.size  # the scan has two tumors; demote the smaller one to a "possible" candidate
+    from liverseg.metrics.lesions import connected_lesions
+
+    cc, _n = connected_lesions(lab == 2)
+    sizes = np.bincount(cc.ravel())[1:]
+    small, big = int(np.argmin(sizes)) + 1, int(np.argmax(sizes)) + 1
+    conf = np.zeros(lab.shape, np.uint8)
+    conf[cc == big] = encode_confidence(0.93)
+    conf[cc == small] = encode_confidence(0.31)
+    lab[cc == small] = 1  # what the lesion model does to a candidate below 0.5
+    labels2 = labels.with_array(lab)
+    report = _report(image, labels2, lesion_confidence=labels.with_array(conf))
+    jsonschema.validate(report, load_schema())
+    assert report["lesion_count"] == 1 and report["possible_lesion_count"] == 1
+    confirmed, possible = report["lesions"]
+    assert (confirmed["id"], confirmed["possible"], possible["id"], possible["possible"]) == (
+        1,
+        False,
+        2,
+        True,
+    )
+    assert confirmed["confidence"] == pytest.approx(0.93, abs=0.003)
+    assert possible["confidence"] == pytest.approx(0.31, abs=0.003)
+    voxel_ml = 2.5 * 0.8 * 0.8 / 1000
+    assert report["tumor_volume_ml"] == pytest.approx(
+        sizes[big - 1] * voxel_ml, abs=1e-3
+    )  # possible excluded
+    assert possible["volume_ml"] == pytest.approx(sizes[small - 1] * voxel_ml, abs=1e-3)  # but measured
+    assert np.isnan(decode_confidence(0)) and decode_confidence(encode_confidence(1.0)) == 1.0
+    # without a confidence map every lesion is confirmed, with an unknown confidence
+    plain = _report(image, labels)
+    assert all(les["confidence"] is None and les["possible"] is False for les in plain["lesions"])
+    assert plain["possible_lesion_count"] == 0

@@ -146,3 +146,19 @@ def done_study(svc: Service, ct_file: Path) -> str:
     assert r.status_code == 202, r.text
     assert svc.run_jobs() == 1
     return r.json()["id"]
+
+
+@pytest.fixture
+def sqlite_service(tmp_path: Path) -> Iterator[Any]:
+    """``make(**config)``: a :class:`Service` on SQLite with extra settings (e.g. ``pacs=``)."""
+    made: list[Service] = []
+
+    def make(**cfg: Any) -> Service:
+        made.append(make_service(tmp_path, f"sqlite:///{tmp_path / 'svc.db'}", **cfg))
+        return made[-1]
+
+    yield make
+    for service in made:
+        for c in service.clients:
+            c.close()
+        service.database.dispose()

@@ -191,6 +191,27 @@ def test_shipped_models_are_listed(svc, monkeypatch):
     assert models[0]["card"] == "# Liver cascade" and models[0]["metrics"] == {"dice_liver": 0.95}
 
 
+def test_shipped_versions_keep_their_own_path(svc, monkeypatch):
+    def shipped(version: str, default: bool) -> dict:
+        return {"name": "liver-cascade", "version": version, "default": default, "card": "", "stages": {}}
+
+    monkeypatch.setattr("liverseg.catalog.list_shipped_models", lambda: [shipped("0.1.0", True)])
+    sync_shipped_models(svc.database)
+    with svc.database.session() as s:  # a registry written before versioned names: bare name
+        s.scalar(select(ModelVersion).where(ModelVersion.version == "0.1.0")).path = "liver-cascade"
+    monkeypatch.setattr(
+        "liverseg.catalog.list_shipped_models", lambda: [shipped("0.1.0", False), shipped("0.2.0", True)]
+    )
+    sync_shipped_models(svc.database)
+    with svc.database.session() as s:
+        rows = {r.version: (r.path, r.status) for r in s.scalars(select(ModelVersion))}
+    # each version resolves to itself; the already active 0.1.0 stays active until an admin switches
+    assert rows == {
+        "0.1.0": ("liver-cascade@0.1.0", "active"),
+        "0.2.0": ("liver-cascade@0.2.0", "candidate"),
+    }
+
+
 def test_triage_queue_monitoring_and_export(svc, done_study, tmp_path):
     alice, admin = svc.client("alice"), svc.client("admin")
     image = make_ct()

@@ -41,7 +41,7 @@ from liverseg.service.db import Database
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "src" / "liverseg" / "sample" / "chaos_ct3_image.nii.gz"
-SHIPPED = REPO / "src" / "liverseg" / "catalog" / "liver-cascade"
+SHIPPED = REPO / "src" / "liverseg" / "catalog" / "liver-cascade" / "0.1.0"
 # WebGL2 in headless chromium without a GPU: ANGLE on SwiftShader (software Vulkan)
 ARGS = [
     "--headless",

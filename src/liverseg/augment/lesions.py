@@ -52,10 +52,11 @@ class LesionRecord:
         volume_mm3: labelled volume in mm^3.
         contrast_hu: lesion body minus parenchyma, HU (negative = hypodense).
         background_hu: parenchyma HU around the lesion (the reference of ``contrast_hu``).
-        kind: ``"hypodense"`` or ``"hyperdense"``.
+        kind: ``"hypodense"``, ``"hyperdense"``, ``"cyst"`` (labelled liver) or ``"lipiodol"``.
         rim: has an enhancing rim; necrotic: has a necrotic core; blobs: 1, or 2-3 when merged.
         edge_width_mm: the logistic soft-edge width (10-90 % width = 4.4 x this).
         shrunk: True when the drawn diameter did not fit and was reduced.
+        calcified: holds calcified foci.
     """
 
     center_voxel: tuple[int, int, int]
@@ -70,6 +71,7 @@ class LesionRecord:
     blobs: int
     edge_width_mm: float
     shrunk: bool
+    calcified: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -327,7 +329,7 @@ def _render(
     )
     work[dst] = new
     inside = sdf_in <= 0
-    lab_box[dst][inside] = TUMOR
+    lab_box[dst][inside] = TUMOR if app.is_tumor else 1
     region.carve(sdf <= app.footprint_mm + params.margin_mm, center)
     n_vox = int(inside.sum())
     volume = n_vox * float(np.prod(region.spacing))
@@ -345,6 +347,7 @@ def _render(
         blobs=len(shape_.blobs),
         edge_width_mm=app.edge_width_mm,
         shrunk=shape_.requested_diameter_mm < drawn - 1e-9,
+        calcified=app.calcification_hu != 0,
     )
 
 

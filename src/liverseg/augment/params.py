@@ -23,6 +23,9 @@ IntRange = tuple[int, int]
 _PROBABILITIES = (
     "merge_probability",
     "hyperdense_probability",
+    "cyst_probability",
+    "lipiodol_probability",
+    "calcification_probability",
     "rim_probability",
     "necrosis_probability",
     "vessel_overlap",
@@ -67,6 +70,16 @@ class LesionParams:
         necrosis_contrast_hu: core darkening below the lesion body (HU).
         necrosis_fraction: core radius as a fraction of the lesion's equivalent radius.
         necrosis_min_diameter_mm: smaller lesions never get a necrotic core.
+        cyst_probability: fraction of lesions that are simple cysts: water density (``cyst_hu``,
+            absolute HU), homogeneous, sharp-edged, and **labelled liver** (1), not tumor: a hard
+            negative that teaches the network that a cyst is not a tumor (the project's label rule).
+        cyst_hu: absolute HU of a cyst's content.
+        lipiodol_probability: fraction of lesions that are dense post-embolisation (TACE) lipiodol
+            deposits: absolute HU ``lipiodol_hu``, heterogeneous, labelled tumor (treated tumor).
+        lipiodol_hu: absolute HU of lipiodol deposits.
+        calcification_probability: fraction of tumors (hypo- or hyperdense) holding calcified foci.
+        calcification_hu: absolute HU of the calcified foci.
+        calcification_fraction: fraction of the lesion's volume that is calcified (punctate foci).
         texture_hu: standard deviation (HU) of the lesion's smooth internal heterogeneity.
         texture_scale_mm: Gaussian smoothing (mm) of that heterogeneity.
         edge_width_mm: soft-edge width: the lesion/parenchyma blend is a logistic of the signed
@@ -103,6 +116,13 @@ class LesionParams:
     necrosis_contrast_hu: Range = (10.0, 40.0)
     necrosis_fraction: Range = (0.3, 0.6)
     necrosis_min_diameter_mm: float = 20.0
+    cyst_probability: float = 0.0
+    cyst_hu: Range = (0.0, 20.0)
+    lipiodol_probability: float = 0.0
+    lipiodol_hu: Range = (250.0, 1200.0)
+    calcification_probability: float = 0.0
+    calcification_hu: Range = (200.0, 700.0)
+    calcification_fraction: Range = (0.05, 0.3)
     texture_hu: Range = (15.0, 35.0)
     texture_scale_mm: Range = (1.0, 3.0)
     edge_width_mm: Range = (0.3, 1.5)
@@ -127,6 +147,15 @@ class LesionParams:
             p = getattr(self, name)
             if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= float(p) <= 1.0:
                 raise ConfigError(f"{name} must be a fraction in [0, 1], got {p!r}")
+        if self.cyst_probability + self.lipiodol_probability > 1.0:
+            raise ConfigError(
+                "cyst_probability + lipiodol_probability must be <= 1, got "
+                f"{self.cyst_probability + self.lipiodol_probability}"
+            )
+        if self.calcification_fraction[1] > 1.0:
+            raise ConfigError(
+                f"calcification_fraction must be within [0, 1], got {self.calcification_fraction}"
+            )
         if self.count[0] < 0:
             raise ConfigError(f"count must be >= 0, got {self.count}")
         if self.diameter_mm[0] <= 0:

@@ -8,7 +8,10 @@ Given the lesion's signed distance ``d`` (mm, < 0 inside) the new intensity is
   ``d = 3 * edge_width`` (so the change is continuous and confined to a known footprint) and
   clipped to 1 inside;
 * ``body`` = parenchyma HU + contrast (negative for hypodense) + rim (a band just inside the
-  boundary) - necrosis (the core deeper than ``(1 - fraction) * radius``) + smooth texture;
+  boundary) - necrosis (the core deeper than ``(1 - fraction) * radius``) + smooth texture; for
+  the phenotypes with a fixed density (a water cyst, a lipiodol deposit) ``body`` starts from that
+  absolute HU instead; calcified foci (punctate, the brightest part of a smooth random field
+  inside the lesion) are set to their absolute HU;
 * ``noise`` follows the scan's own noise model (level and in-plane grain), with the ``sqrt`` factor
   making the total noise variance ``(1 - w)^2 s^2 + w (2 - w) s^2 = s^2`` everywhere: the lesion is
   exactly as noisy as the scan, the transition band too.
@@ -35,7 +38,7 @@ _W_CUT = 1.0 / (1.0 + np.exp(EDGE_CUTOFF))
 class Appearance:
     """How one lesion looks (HU relative to the parenchyma, lengths in mm)."""
 
-    kind: Literal["hypodense", "hyperdense"]
+    kind: Literal["hypodense", "hyperdense", "cyst", "lipiodol"]
     contrast_hu: float
     edge_width_mm: float
     rim_hu: float
@@ -44,6 +47,14 @@ class Appearance:
     necrosis_fraction: float
     texture_hu: float
     texture_scale_mm: float
+    absolute_hu: float | None = None
+    calcification_hu: float = 0.0
+    calcification_fraction: float = 0.0
+
+    @property
+    def is_tumor(self) -> bool:
+        """Whether the lesion is labelled tumor (2); a cyst is labelled liver (1)."""
+        return self.kind != "cyst"
 
     @property
     def footprint_mm(self) -> float:
@@ -52,6 +63,31 @@ class Appearance:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def _phenotype(
+    params: LesionParams, rng: np.random.Generator
+) -> tuple[str | None, float | None, float, float]:
+    """``(special kind or None, absolute HU, calcification HU, calcification fraction)``.
+
+    Draws nothing when every phenotype probability is 0, so the random stream (and every result
+    for a given seed) of the basic generator is unchanged.
+    """
+    if not (params.cyst_probability or params.lipiodol_probability or params.calcification_probability):
+        return None, None, 0.0, 0.0
+    u = rng.random(2)
+    calc_hu, calc_f = (
+        float(rng.uniform(*params.calcification_hu)),
+        float(rng.uniform(*params.calcification_fraction)),
+    )
+    absolute = float(rng.uniform(*params.cyst_hu)), float(rng.uniform(*params.lipiodol_hu))
+    if u[0] < params.cyst_probability:
+        return "cyst", absolute[0], 0.0, 0.0
+    if u[0] < params.cyst_probability + params.lipiodol_probability:
+        return "lipiodol", absolute[1], 0.0, 0.0
+    if u[1] < params.calcification_probability:
+        return None, None, calc_hu, calc_f
+    return None, None, 0.0, 0.0
 
 
 def sample_appearance(params: LesionParams, diameter_mm: float, rng: np.random.Generator) -> Appearance:
@@ -66,16 +102,30 @@ def sample_appearance(params: LesionParams, diameter_mm: float, rng: np.random.G
         float(rng.uniform(*params.necrosis_contrast_hu)),
         float(rng.uniform(*params.necrosis_fraction)),
     )
+    edge = float(rng.uniform(*params.edge_width_mm))
+    texture, texture_scale = (
+        float(rng.uniform(*params.texture_hu)),
+        float(rng.uniform(*params.texture_scale_mm)),
+    )
+    special, absolute, calc_hu, calc_f = _phenotype(params, rng)
+    if special == "cyst":  # water, homogeneous, thin sharp wall: no rim, core or texture
+        return Appearance("cyst", 0.0, min(edge, 0.5), 0.0, rim_w, 0.0, nec_f, 0.0, texture_scale, absolute)
+    if special == "lipiodol":  # dense and markedly heterogeneous
+        return Appearance(
+            "lipiodol", 0.0, edge, 0.0, rim_w, 0.0, nec_f, 4.0 * texture, texture_scale, absolute
+        )
     return Appearance(
         kind="hyperdense" if hyper else "hypodense",
         contrast_hu=contrast if hyper else -contrast,
-        edge_width_mm=float(rng.uniform(*params.edge_width_mm)),
+        edge_width_mm=edge,
         rim_hu=rim_hu if rim else 0.0,
         rim_width_mm=rim_w,
         necrosis_hu=nec_hu if necrotic else 0.0,
         necrosis_fraction=nec_f,
-        texture_hu=float(rng.uniform(*params.texture_hu)),
-        texture_scale_mm=float(rng.uniform(*params.texture_scale_mm)),
+        texture_hu=texture,
+        texture_scale_mm=texture_scale,
+        calcification_hu=calc_hu,
+        calcification_fraction=calc_f,
     )
 
 
@@ -118,7 +168,8 @@ def render_lesion(
     """
     a = appearance
     w = soft_weight(sdf_mm, a.edge_width_mm)
-    body = np.full(sdf_mm.shape, background_hu + a.contrast_hu, np.float32)
+    base = background_hu + a.contrast_hu if a.absolute_hu is None else a.absolute_hu
+    body = np.full(sdf_mm.shape, base, np.float32)
     if a.rim_hu:
         half = a.rim_width_mm / 2.0
         body += np.float32(a.rim_hu) * np.exp(-0.5 * ((sdf_mm + half) / half) ** 2).astype(np.float32)
@@ -129,6 +180,12 @@ def render_lesion(
     if a.texture_hu > 0:
         sigma = tuple(a.texture_scale_mm / s for s in spacing)
         body += np.float32(a.texture_hu) * smooth_noise(sdf_mm.shape, sigma, rng)
+    if a.calcification_hu and a.calcification_fraction > 0:
+        field_ = smooth_noise(sdf_mm.shape, tuple(1.0 / s for s in spacing), rng)
+        inside = sdf_mm < -a.edge_width_mm
+        if inside.any():
+            cut = np.quantile(field_[inside], 1.0 - a.calcification_fraction)
+            body = np.where(inside & (field_ >= cut), np.float32(a.calcification_hu), body)
     new = (1.0 - w) * original.astype(np.float32) + w * body
     if noise is not None and noise.sigma_hu > 0:
         new += np.sqrt(w * (2.0 - w)) * correlated_noise(sdf_mm.shape, noise, rng)  # type: ignore[arg-type]

@@ -1,15 +1,17 @@
 """Shipped models: weights, versions and model cards bundled with the package.
 
-Each shipped model is a folder next to this file holding ``model.json``::
+Each shipped model version is a folder ``<name>/<version>/`` next to this file holding
+``model.json``::
 
-    {"name": "liver-cascade", "version": "1.0.0", "default": true,
+    {"name": "liver-cascade", "version": "0.2.0", "default": true,
      "stages": {"liver": "stage1.pt", "tumor": "stage2.pt"},
      "card": "MODEL_CARD.md", "postprocess": {...}, "validation": {...}}
 
-``resolve_model(name_or_path)`` accepts a shipped model name (``default`` = the one marked
-default), a folder with a ``model.json`` or with ``stage1.pt``/``stage2.pt`` checkpoints written by
-``liverseg train``, or a single checkpoint file (a one-stage model applied to whole slices).
-This module does not import torch.
+``resolve_model(name_or_path)`` accepts ``default`` (the version marked default), a shipped
+model name (its default version, else its newest), ``name@version`` (exactly that version, e.g.
+``liver-cascade@0.1.0``), a folder with a ``model.json`` or with ``stage1.pt``/``stage2.pt``
+checkpoints written by ``liverseg train``, or a single checkpoint file (a one-stage model applied
+to whole slices). This module does not import torch.
 """
 
 from __future__ import annotations
@@ -88,11 +90,21 @@ def _load_folder(folder: Path) -> ModelBundle:
     return ModelBundle(name, version, stages, folder, info)
 
 
+def _version_key(version: str) -> tuple[int, ...]:
+    """``"0.10.1"`` -> ``(0, 10, 1)`` (non-numeric parts sort first)."""
+    return tuple(int(p) if p.isdigit() else -1 for p in version.split("."))
+
+
+def _shipped() -> list[ModelBundle]:
+    """Every shipped model version, sorted by name then version."""
+    bundles = [_load_folder(m.parent) for m in CATALOG_DIR.glob("*/*/model.json")]
+    return sorted(bundles, key=lambda b: (b.name, _version_key(b.version)))
+
+
 def list_shipped_models() -> list[dict[str, Any]]:
-    """Every model bundled with the package: name, version, default flag, card text, validation."""
+    """Every model version bundled with the package: name, version, default flag, card, validation."""
     out = []
-    for meta in sorted(CATALOG_DIR.glob("*/model.json")):
-        bundle = _load_folder(meta.parent)
+    for bundle in _shipped():
         card = bundle.card_path
         out.append(
             {
@@ -110,22 +122,28 @@ def list_shipped_models() -> list[dict[str, Any]]:
 def resolve_model(name_or_path: str | Path = "default") -> ModelBundle:
     """Find a model by shipped name, folder or checkpoint path (see the module docstring)."""
     key = str(name_or_path)
-    shipped = {m.parent.name: m.parent for m in CATALOG_DIR.glob("*/model.json")}
+    shipped = _shipped()
     if key == "default":
-        for folder in shipped.values():
-            bundle = _load_folder(folder)
-            if bundle.info.get("default"):
-                return bundle
+        defaults = [b for b in shipped if b.info.get("default")]
+        if len(defaults) == 1:
+            return defaults[0]
         raise InputError(
-            "no default model is shipped with this installation (expected a folder with model.json "
-            f"marked default under {CATALOG_DIR}); pass --model PATH to a trained model"
+            f"expected exactly one shipped model marked default under {CATALOG_DIR}, found "
+            f"{len(defaults)}; pass --model NAME@VERSION or a path to a trained model"
         )
-    if key in shipped:
-        return _load_folder(shipped[key])
-    for folder in shipped.values():
-        info = json.loads((folder / "model.json").read_text())
-        if info.get("name") == key:
-            return _load_folder(folder)
+    name, _, version = key.partition("@")
+    same_name = [b for b in shipped if b.name == name]
+    if same_name:
+        if version:
+            for b in same_name:
+                if b.version == version:
+                    return b
+            raise InputError(
+                f"model {name!r} has no version {version!r}; shipped versions: "
+                f"{', '.join(b.version for b in same_name)}"
+            )
+        defaults = [b for b in same_name if b.info.get("default")]
+        return defaults[0] if defaults else same_name[-1]
     path = Path(key).expanduser()
     if path.is_dir():
         return _load_folder(path)
@@ -135,7 +153,7 @@ def resolve_model(name_or_path: str | Path = "default") -> ModelBundle:
                 f"expected a checkpoint (.pt) written by `liverseg train`, got {path.suffix!r}", path
             )
         return ModelBundle(path.stem, "local", {"single": path}, path.parent, {})
-    names = sorted(shipped) or ["(none shipped)"]
+    names = [f"{b.name}@{b.version}" for b in shipped] or ["(none shipped)"]
     raise InputError(
         f"unknown model {key!r}: expected 'default', a shipped model ({', '.join(names)}), "
         "a model folder or a checkpoint file"

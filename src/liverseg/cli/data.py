@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from liverseg.errors import ConfigError
 
@@ -43,6 +44,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     options = LayoutOptions(
         spacing_zyx=tuple(args.spacing) if args.spacing else None,
         value_map=_parse_map(args.map),
+        window_hu=tuple(args.window) if args.window else None,
+        channel=args.channel,
+        spacing_csv=args.spacing_csv,
+        case_prefix=args.case_prefix,
     )
     ds = prepare_dataset(args.src, args.out, args.format, options=options, name=args.name)
     log.info("prepared %s: %d case(s), fingerprint %s", ds.root, len(ds.cases), ds.fingerprint)
@@ -54,7 +59,7 @@ def _register_prepare(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "prepare",
-        help="convert LiTS/MSD/3D-IRCADb/CHAOS/PNG/NIfTI/MRC data into a prepared dataset",
+        help="convert LiTS/MSD/3D-IRCADb/CHAOS/PNG/NIfTI/MRC/slice-export data into a prepared dataset",
         description="Write OUT/images/<case>.nii.gz, OUT/labels/<case>.nii.gz (0 background, 1 liver, "
         "2 tumor) and OUT/dataset.json. Re-running into an existing OUT updates it (same case ids).",
     )
@@ -66,9 +71,31 @@ def _register_prepare(sub: argparse._SubParsersAction) -> None:
         nargs=3,
         type=float,
         metavar=("Z", "Y", "X"),
-        help="voxel size in mm for sources that store none (mrc, png-slices); default 1 1 1 "
-        "with a warning naming the assumption",
+        help="voxel size in mm for sources that store none (mrc, png-slices, slice-export); mrc and "
+        "png-slices default to 1 1 1 with a warning naming the assumption; for slice-export Z is the "
+        "original slice spacing (the stored stack gets Z x the slice step)",
     )
+    g = p.add_argument_group("slice exports (--format slice-export: windowed JPEG/PNG slice pictures)")
+    g.add_argument(
+        "--window",
+        nargs=2,
+        type=float,
+        metavar=("LOW", "HIGH"),
+        help="HU range that grey values 0..255 stand for (required), e.g. -40 160",
+    )
+    g.add_argument(
+        "--channel",
+        choices=("gray", "R", "G", "B"),
+        help="channel of RGB pictures that holds that window (default gray: pictures must be grey)",
+    )
+    g.add_argument(
+        "--spacing-csv",
+        type=Path,
+        metavar="CSV",
+        help="spacing per volume: columns volume, z_spacing_mm, inplane_spacing_mm [, use, "
+        "same_patient_as, spacing_status, spacing_source]; volumes without one are estimated and flagged",
+    )
+    g.add_argument("--case-prefix", help="case ids <PREFIX>_<volume number> (default: export)")
     p.add_argument(
         "--map",
         action="append",
@@ -163,8 +190,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 # --- export-corrections (added by the service engineer; self-contained) ----------------------
 def _register_export_corrections(sub: argparse._SubParsersAction) -> None:
-    from pathlib import Path
-
     from liverseg.service.config import DEFAULT_DATA_DIR
 
     p = sub.add_parser(

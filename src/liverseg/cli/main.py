@@ -21,6 +21,8 @@ log = logging.getLogger("liverseg")
 # The explicit list of command modules, in the order ``--help`` shows them.
 COMMAND_MODULES: tuple[str, ...] = (
     "segment",
+    "dicom",
+    "pacs",
     "demo",
     "data",
     "evaluate",

@@ -12,12 +12,18 @@ from liverseg.errors import InputError, LiversegError
 log = logging.getLogger(__name__)
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".zip")
+_LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 
 HELP = """\
 Segment the liver (label 1) and liver tumors (label 2) in a CT.
 
-INPUT is a CT file (NIfTI, NRRD, MHA) or a DICOM series folder or .zip. OUTPUT is the label map
-(uint8 NIfTI) with exactly the input's grid (shape, spacing, origin, direction).
+INPUT is a CT file (NIfTI, NRRD, MHA) or a DICOM export: a folder, a .zip or a DICOMDIR. From a
+DICOM export one regular stack of slices is read: localizers, reformats, dose reports and other
+non-image objects are left out with a warning naming the files, and among several series the
+choice follows documented rules (CT, original, axial, covering the abdomen, slice thickness,
+slices) unless --series picks one; `liverseg dicom ls INPUT` shows the choice beforehand
+(docs/dicom.md). OUTPUT is the label map (uint8 NIfTI) with exactly the input's grid (shape,
+spacing, origin, direction; a gantry-tilted series is first resampled onto a regular grid).
 
 Batch mode: when INPUT is a folder of cases (volume files, .zip files, or sub-folders each holding
 one DICOM series) OUTPUT is a folder: each case writes OUTPUT/<case>.nii.gz and a JSON report
@@ -45,6 +51,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--html", type=Path, help="write a self-contained HTML report")
     p.add_argument("--overlays", type=Path, metavar="DIR", help="write overlay PNGs into DIR")
     p.add_argument("--dicom-seg", type=Path, help="write a DICOM Segmentation object (DICOM input only)")
+    p.add_argument(
+        "--dicom-sr",
+        type=Path,
+        help="write a DICOM structured report (TID 1500 measurements; needs --dicom-seg)",
+    )
+    p.add_argument(
+        "--series",
+        metavar="UID_OR_NUMBER",
+        help="DICOM input: read this series (SeriesInstanceUID, SeriesNumber or stack id of `liverseg dicom ls`)",
+    )
     p.add_argument("--probabilities", type=Path, help="write class probabilities (3-component NIfTI)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
@@ -69,9 +85,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _is_batch(path: Path) -> bool:
-    """A folder is a batch when it holds volume files, zips, or sub-folders (not DICOM files itself)."""
+def _is_batch(path: Path, args: argparse.Namespace | None = None) -> bool:
+    """A folder is a batch when it holds volume files, zips, or sub-folders (not DICOM files itself).
+
+    Single-case options (an OUTPUT file name like ``labels.nii.gz``, ``--series``, ``--dicom-seg``,
+    ``--dicom-sr``) make it one case: a DICOM export of nested folders is then read as one input.
+    """
     if not path.is_dir():
+        return False
+    if args is not None and (
+        args.series or args.dicom_seg or args.dicom_sr or args.output.name.lower().endswith(_LABEL_SUFFIXES)
+    ):
         return False
     entries = [e for e in path.iterdir() if not e.name.startswith(".")]
     if any(e.is_file() and e.name.lower().endswith(VOLUME_SUFFIXES) for e in entries):
@@ -131,19 +155,38 @@ def _summary_line(report: dict) -> str:
 
 def print_summary(report: dict) -> None:
     """Print the scan summary and lesion table (stdout)."""
+    dicom = report.get("input", {}).get("dicom")
+    if dicom:
+        sel = dicom["selection"]
+        left_out = sel["n_skipped"] + sum(len(g["files"]) for g in sel["rejected"])
+        print(
+            f"DICOM series       : {dicom['series_number']} {dicom['series_description']!r} "
+            f"({sel['chosen']['n_slices']} slices; {sel['why']}; {len(sel['alternatives'])} other "
+            f"stack(s), {left_out} file(s) left out: see the warnings and the JSON report)"
+        )
     print(f"Liver found        : {'yes' if report['liver_found'] else 'NO'}")
     print(f"Liver volume       : {report['liver_volume_ml']:.1f} ml")
     print(f"Tumor volume       : {report['tumor_volume_ml']:.2f} ml")
     print(f"Tumor burden       : {report['tumor_burden_percent']:.2f} % of liver")
-    print(f"Lesions            : {report['lesion_count']}")
+    possible = report.get("possible_lesion_count", 0)
+    print(
+        f"Lesions            : {report['lesion_count']}"
+        + (f" (+ {possible} possible, low confidence, not counted)" if possible else "")
+    )
     if report["lesions"]:
-        print(f"{'id':>3} {'volume ml':>10} {'long mm':>8} {'short mm':>8} {'RECIST':>6}  location")
+        print(
+            f"{'id':>3} {'volume ml':>10} {'long mm':>8} {'short mm':>8} {'RECIST':>6} {'conf':>5}  location"
+        )
         for les in report["lesions"]:
             loc = les.get("location", {})
             loc_s = str(loc.get("description", "")) if isinstance(loc, dict) else str(loc)
+            conf = les.get("confidence")
+            conf_s = "n/a" if conf is None else f"{100 * conf:.0f}%"
+            recist = "-" if les.get("possible") else ("yes" if les["recist_measurable"] else "no")
+            flag = "  POSSIBLE (not counted)" if les.get("possible") else ""
             print(
                 f"{les['id']:>3} {les['volume_ml']:>10.2f} {les['longest_axial_diameter_mm']:>8.1f} "
-                f"{les['short_axis_mm']:>8.1f} {'yes' if les['recist_measurable'] else 'no':>6}  {loc_s}"
+                f"{les['short_axis_mm']:>8.1f} {recist:>6} {conf_s:>5}  {loc_s}{flag}"
             )
     total = report.get("timings_s", {}).get("total")
     if total is not None:
@@ -154,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.input.exists():
         raise InputError("does not exist (expected a CT file, a DICOM folder or .zip)", args.input)
     options = _options(args)
-    if _is_batch(args.input):
+    if _is_batch(args.input, args):
         return _run_batch(args, options)
     from liverseg.inference import run_segment
 
@@ -167,9 +210,11 @@ def run(args: argparse.Namespace) -> int:
             html=args.html,
             overlays_dir=args.overlays,
             dicom_seg=args.dicom_seg,
+            dicom_sr=args.dicom_sr,
             probabilities=args.probabilities,
             options=options,
             progress=progress,
+            series=args.series,
         )
     finally:
         if progress is not None:
@@ -185,10 +230,8 @@ def run(args: argparse.Namespace) -> int:
 def _run_batch(args: argparse.Namespace, options) -> int:
     from liverseg.inference import run_segment
 
-    if args.dicom_seg or args.probabilities:
-        raise LiversegError(
-            "--dicom-seg and --probabilities are single-case options (not for a folder of cases)"
-        )
+    if args.probabilities:
+        raise LiversegError("--probabilities is a single-case option (not for a folder of cases)")
     cases = sorted(
         e
         for e in args.input.iterdir()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -62,6 +63,13 @@ def register(subparsers: Any) -> None:
         metavar="DAYS",
         help="delete studies older than DAYS (files and rows, audited; checked hourly); default: keep",
     )
+    p.add_argument(
+        "--pacs-url",
+        metavar="URL",
+        help="DICOMweb PACS to import studies from (credentials: LIVERSEG_PACS_USERNAME/PASSWORD or "
+        "--pacs-config; also LIVERSEG_PACS_URL)",
+    )
+    p.add_argument("--pacs-config", type=Path, metavar="FILE", help="PACS config file (see docs/dicom.md)")
     # for integration tests and custom deployments: replaces the real pipeline in the workers
     p.add_argument("--segmenter", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
@@ -80,7 +88,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
     if args.retention_days is not None and not args.retention_days > 0:
         raise ConfigError(f"--retention-days must be > 0, got {args.retention_days}")
+    pacs = None
+    if args.pacs_url or args.pacs_config or os.environ.get("LIVERSEG_PACS_URL"):
+        from liverseg.pacs.config import load_pacs_config
+
+        pacs = load_pacs_config(url=args.pacs_url, config_file=args.pacs_config)
+        log.info("PACS import from %s", pacs.describe())
     config = ServiceConfig(
+        pacs=pacs,
         data_dir=args.data_dir,
         db_url=args.db,
         secure_cookies=args.secure_cookies,

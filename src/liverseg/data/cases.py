@@ -45,10 +45,18 @@ class LayoutOptions:
         spacing_zyx: voxel size (mm, ``z, y, x``) for sources that do not store one (``mrc``).
         value_map: source label value -> liverseg label (0/1/2) for the label-file layouts
             (``lits``, ``msd``, ``nifti-pairs``, ``mrc``); ``None`` keeps the layout's default.
+        window_hu: ``slice-export``: the HU range ``(low, high)`` that grey values 0..255 stand for.
+        channel: ``slice-export``: ``gray``, ``R``, ``G`` or ``B`` (the channel holding the window).
+        spacing_csv: ``slice-export``: sidecar CSV with the spacing per volume.
+        case_prefix: ``slice-export``: case ids are ``<prefix>_<volume number>``.
     """
 
     spacing_zyx: tuple[float, float, float] | None = None
     value_map: Mapping[int, int] | None = None
+    window_hu: tuple[float, float] | None = None
+    channel: str | None = None
+    spacing_csv: Path | None = None
+    case_prefix: str | None = None
 
     def __post_init__(self) -> None:
         if self.spacing_zyx is not None:
@@ -61,6 +69,15 @@ class LayoutOptions:
             if bad:
                 raise ConfigError(f"--map targets must be 0, 1 or 2, got {bad}")
             object.__setattr__(self, "value_map", {int(k): int(v) for k, v in self.value_map.items()})
+        if self.window_hu is not None:
+            lo, hi = (float(v) for v in self.window_hu)
+            if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+                raise ConfigError(f"--window needs LOW < HIGH in HU, got {self.window_hu}")
+            object.__setattr__(self, "window_hu", (lo, hi))
+        if self.case_prefix is not None and sanitize_id(self.case_prefix) != self.case_prefix:
+            raise ConfigError(
+                f"--case-prefix must be lower-case letters, digits and '_', got {self.case_prefix!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -72,12 +89,15 @@ class LoadedCase:
         label: uint8 ``Volume`` with values 0/1/2 on exactly the image's grid.
         mapping: JSON-serialisable record of what was mapped to what (stored per case).
         warnings: problems worth a human look (also logged), stored per case.
+        extra: further JSON-serialisable keys for the case's ``dataset.json`` entry (e.g.
+            ``image_quality`` of a slice export).
     """
 
     image: Volume
     label: Volume
     mapping: dict[str, Any]
     warnings: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@
 ``png-slices``  seed format: ``images/`` + ``masks/`` PNGs (127 liver, 255 lesion)    -> ``png_<name>``
 ``nifti-pairs`` ``images/`` + ``labels/`` by name, or ``<name>_image``/``<name>_label`` -> ``<name>``
 ``mrc``         ``img_N.mrc`` + ``lab_N.mrc`` (LiTS crop of liver-ct-segmentation-package) -> ``lits_N``
+``slice-export`` windowed JPEG/PNG slice pictures + label PNGs (``--window``, ``--channel``,
+                ``--spacing-csv``; :mod:`liverseg.data.slice_export`)    -> ``<prefix>_N``
 =============== ==========================================================================
 """
 
@@ -20,6 +22,7 @@ from liverseg.data.cases import LayoutOptions, SourceCase, natural_key
 from liverseg.data.ircadb import discover_ircadb
 from liverseg.data.mrc import discover_mrc
 from liverseg.data.nifti_layouts import discover_lits, discover_msd, discover_nifti_pairs
+from liverseg.data.slice_export import discover_slice_export
 from liverseg.data.slice_layouts import discover_chaos, discover_png_slices
 from liverseg.errors import ConfigError, InputError
 
@@ -34,7 +37,11 @@ LAYOUTS: dict[str, Callable[[Path, LayoutOptions], list[SourceCase]]] = {
     "png-slices": discover_png_slices,
     "nifti-pairs": discover_nifti_pairs,
     "mrc": discover_mrc,
+    "slice-export": discover_slice_export,
 }
+#: formats whose files store no spacing, so ``--spacing`` applies
+_NO_STORED_SPACING = ("mrc", "png-slices", "slice-export")
+_EXPORT_ONLY = ("window_hu", "channel", "spacing_csv", "case_prefix")
 
 
 def discover_cases(fmt: str, src: str | Path, options: LayoutOptions | None = None) -> list[SourceCase]:
@@ -47,10 +54,15 @@ def discover_cases(fmt: str, src: str | Path, options: LayoutOptions | None = No
     options = options or LayoutOptions()
     if fmt not in LAYOUTS:
         raise ConfigError(f"unknown format {fmt!r}; expected one of {', '.join(LAYOUTS)}")
-    if options.spacing_zyx is not None and fmt not in ("mrc", "png-slices"):
+    if options.spacing_zyx is not None and fmt not in _NO_STORED_SPACING:
         raise ConfigError(
-            f"--spacing applies to formats without stored spacing (mrc, png-slices), not {fmt!r}"
+            f"--spacing applies to formats without stored spacing ({', '.join(_NO_STORED_SPACING)}), "
+            f"not {fmt!r}"
         )
+    given = [name for name in _EXPORT_ONLY if getattr(options, name) is not None]
+    if given and fmt != "slice-export":
+        flags = ", ".join("--" + name.replace("_hu", "").replace("_", "-") for name in given)
+        raise ConfigError(f"{flags} apply to --format slice-export only, not {fmt!r}")
     src = Path(src)
     if not src.is_dir():
         raise InputError(f"does not exist or is not a folder; expected a {fmt} source folder", src)

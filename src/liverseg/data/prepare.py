@@ -74,7 +74,7 @@ def prepare_case(out: Path, source: SourceCase, loaded: LoadedCase) -> CaseInfo:
     image_rel, label_rel = f"images/{source.case_id}.nii.gz", f"labels/{source.case_id}.nii.gz"
     write_volume(loaded.image.with_array(_storage_array(loaded.image.array)), out / image_rel)
     write_volume(loaded.label.with_array(loaded.label.array.astype(np.uint8, copy=False)), out / label_rel)
-    extra: dict[str, object] = {"source_format": source.source_format}
+    extra: dict[str, object] = {"source_format": source.source_format, **loaded.extra}
     if loaded.warnings:
         extra["warnings"] = list(loaded.warnings)
     info = CaseInfo(

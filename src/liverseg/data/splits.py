@@ -1,8 +1,9 @@
 """Patient-level, tumor-stratified cross-validation splits (``liverseg data split``).
 
 Rules: cases sharing a ``patient_id`` always land in the same fold/test set; patients are
-stratified by tumor presence (a patient "has tumor" when any of its cases does); the result
-depends only on the set of cases and the seed (not on manifest order).
+stratified by image quality (full-quality CT before clipped slice exports, so that every fold
+holds full-quality cases to report on) and by tumor presence (a patient "has tumor" when any of
+its cases does); the result depends only on the set of cases and the seed (not on manifest order).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from liverseg.data.dataset import DATASET_JSON, CaseInfo, Splits, load_dataset
+from liverseg.data.slice_export import is_full_quality
 from liverseg.errors import ConfigError
 from liverseg.utils import atomic_write_text
 
@@ -23,12 +25,26 @@ __all__ = ["make_splits", "split_dataset"]
 log = logging.getLogger(__name__)
 
 
-def _group_patients(cases: Sequence[CaseInfo]) -> dict[str, tuple[list[str], bool]]:
-    """patient_id -> (sorted case ids, has tumor), patients in sorted order."""
+Stratum = tuple[bool, bool]  # (full quality, has tumor)
+#: the order strata are dealt in (continuing one counter, so fold sizes differ by at most one)
+_STRATA: tuple[Stratum, ...] = ((True, True), (True, False), (False, True), (False, False))
+
+
+def _group_patients(cases: Sequence[CaseInfo]) -> dict[str, tuple[list[str], Stratum]]:
+    """patient_id -> (sorted case ids, (full quality, has tumor)), patients in sorted order.
+
+    A patient is full quality when any of its cases is full-quality CT.
+    """
     groups: dict[str, list[CaseInfo]] = {}
     for c in cases:
         groups.setdefault(c.patient_id, []).append(c)
-    return {p: (sorted(c.id for c in cs), any(c.has_tumor for c in cs)) for p, cs in sorted(groups.items())}
+    return {
+        p: (
+            sorted(c.id for c in cs),
+            (any(is_full_quality(c.extra) for c in cs), any(c.has_tumor for c in cs)),
+        )
+        for p, cs in sorted(groups.items())
+    }
 
 
 def _allocate(total: int, sizes: Sequence[int]) -> list[int]:
@@ -74,11 +90,12 @@ def make_splits(
     patients = _group_patients(cases)
     n_patients = len(patients)
     rng = np.random.default_rng(seed)
-    strata: dict[bool, list[str]] = {True: [], False: []}
-    for p, (_, tumor) in patients.items():
-        strata[tumor].append(p)
-    # Shuffle each stratum once; test patients are taken from the front, folds dealt from the rest.
-    order = {s: [ps[i] for i in rng.permutation(len(ps))] for s, ps in strata.items()}
+    strata: dict[Stratum, list[str]] = {s: [] for s in _STRATA}
+    for p, (_, stratum) in patients.items():
+        strata[stratum].append(p)
+    # Shuffle each non-empty stratum once (an all-full-quality dataset draws exactly what the
+    # tumor-only stratification drew); test patients come from the front, folds from the rest.
+    order = {s: [ps[i] for i in rng.permutation(len(ps))] for s, ps in strata.items() if ps}
 
     n_test = 0
     if test_fraction > 0:
@@ -92,19 +109,20 @@ def make_splits(
             + (f", {n_test} of them held out as test (--test-fraction {test_fraction})" if n_test else "")
             + f", leaving {n_left} for cross-validation; need at least {max(k, 2)}"
         )
-    quota = _allocate(n_test, [len(order[True]), len(order[False])])
-    test_patients = order[True][: quota[0]] + order[False][: quota[1]]
-    rest = {True: order[True][quota[0] :], False: order[False][quota[1] :]}
+    keys = list(order)
+    quota = _allocate(n_test, [len(order[s]) for s in keys])
+    test_patients = [p for s, q in zip(keys, quota, strict=True) for p in order[s][:q]]
+    rest = {s: order[s][q:] for s, q in zip(keys, quota, strict=True)}
 
     fold_patients: list[list[str]] = [[] for _ in range(k)]
     if lopo:
-        for i, p in enumerate(sorted(rest[True] + rest[False])):
+        for i, p in enumerate(sorted(p for ps in rest.values() for p in ps)):
             fold_patients[i].append(p)
     else:
-        # Deal tumor patients then tumor-free patients round-robin, continuing the counter so that
-        # fold sizes differ by at most one and each stratum is spread as evenly as possible.
+        # Deal the strata round-robin in _STRATA order, continuing the counter so that fold sizes
+        # differ by at most one and each stratum is spread as evenly as possible.
         i = 0
-        for stratum in (True, False):
+        for stratum in keys:
             for p in rest[stratum]:
                 fold_patients[i % k].append(p)
                 i += 1
@@ -126,13 +144,15 @@ def make_splits(
         test_fraction=float(test_fraction),
     )
     for j, (_, val) in enumerate(splits.folds):
-        n_t = sum(patients[p][1] for p in fold_patients[j])
+        n_t = sum(patients[p][1][1] for p in fold_patients[j])
+        n_fq = sum(patients[p][1][0] for p in fold_patients[j])
         log.info(
-            "fold %d: %d val case(s) from %d patient(s), %d with tumor",
+            "fold %d: %d val case(s) from %d patient(s), %d with tumor, %d full-quality",
             j,
             len(val),
             len(fold_patients[j]),
             n_t,
+            n_fq,
         )
     if splits.test:
         log.info("test: %s", ", ".join(splits.test))

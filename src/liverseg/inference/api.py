@@ -17,11 +17,19 @@ from typing import Any
 import numpy as np
 
 from liverseg.errors import InputError
+from liverseg.inference.lesion_confidence import LesionModel, decide_lesions
 from liverseg.io import Volume, to_canonical
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SegmentOptions", "SegmentResult", "liver_attenuation_warning", "run_segment", "segment_volume"]
+__all__ = [
+    "SegmentOptions",
+    "SegmentResult",
+    "dicom_input_summary",
+    "liver_attenuation_warning",
+    "run_segment",
+    "segment_volume",
+]
 
 ProgressFn = Callable[[str, float], None]
 # A segmentation with less liver parenchyma (label 1) than this is not a plausible liver (the
@@ -70,6 +78,10 @@ class SegmentResult:
     timings_s: dict[str, float]
     model: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    # uint8 on the input grid: encoded confidence of every listed lesion candidate (confirmed ones
+    # are label 2, possible ones are liver in ``labels``); None for a model without a lesion model
+    # (liverseg.inference.lesion_confidence.decode_confidence reads it)
+    lesion_confidence: Volume | None = None
 
 
 def liver_attenuation_warning(hu: np.ndarray, parenchyma: np.ndarray) -> str | None:
@@ -110,11 +122,8 @@ def segment_volume(
     check_volume_size(image)
     ct_stats = check_ct_intensities(image, path=image.metadata.get("source"))
     warnings.extend(str(w) for w in (ct_stats or {}).get("warnings", []))
-    dropped = (image.metadata.get("dicom") or {}).get("dropped_files") or []
-    if dropped:
-        warnings.append(
-            f"DICOM slice(s) lying off the regular stack were dropped: {', '.join(map(str, dropped))}"
-        )
+    # what the DICOM reader left out (files, reasons), a tie between series, a gantry-tilt resampling
+    warnings.extend(str(w) for w in (image.metadata.get("dicom") or {}).get("warnings", []))
     bundle = resolve_model(options.model)
     device = resolve_device(options.device)
     backend = options.backend
@@ -135,7 +144,9 @@ def segment_volume(
 
     t0 = time.perf_counter()
     post_cfg = bundle.info.get("postprocess", {})
+    lesion_model = LesionModel.from_dict(post_cfg["lesion_model"]) if "lesion_model" in post_cfg else None
     labels_c = result.labels
+    conf_c: np.ndarray | None = None
     if result.box is not None:  # labels are 0 outside the box: post-process the box only (memory)
         labels_c[result.box] = postprocess_labels(
             labels_c[result.box],
@@ -148,6 +159,19 @@ def segment_volume(
             tumor_prob=result.tumor_prob,
             min_lesion_confidence=float(post_cfg.get("min_lesion_confidence", 0.0)),
         )
+        if lesion_model is not None and result.tumor_prob is not None:
+            decision = decide_lesions(
+                labels_c[result.box], result.tumor_prob, canon.array[result.box], canon.spacing, lesion_model
+            )
+            labels_c[result.box] = decision.labels
+            conf_c = np.zeros(canon.shape, np.uint8)
+            conf_c[result.box] = decision.confidence_map
+            log.info(
+                "lesion model: %d confirmed, %d possible, %d dropped candidate(s)",
+                decision.n_confirmed,
+                decision.n_possible,
+                decision.n_dropped,
+            )
     timings["postprocess"] = time.perf_counter() - t0
     parenchyma_ml = float((labels_c == 1).sum()) * canon.voxel_volume_ml
     liver_found = parenchyma_ml >= MIN_LIVER_PARENCHYMA_ML
@@ -155,6 +179,8 @@ def segment_volume(
         # e.g. a water-filled structure taken for an all-tumor "liver": not a plausible liver
         log.info("only %.1f ml of liver parenchyma was segmented: treated as no liver", parenchyma_ml)
         labels_c[:] = 0
+        if conf_c is not None:
+            conf_c[:] = 0
     if not liver_found:
         log.warning(NO_LIVER_WARNING)  # the report adds its own "no liver" warning
     else:
@@ -170,10 +196,11 @@ def segment_volume(
     probs = None
     if result.probabilities is not None:
         probs = reorientation.to_original_array(result.probabilities)
+    confidence = None if conf_c is None else image.with_array(reorientation.to_original_array(conf_c))
     timings["inverse_mapping"] = time.perf_counter() - t0
     report("postprocess", 1.0)
     model_info = {**bundle.describe(), "backend": backend, "device": device}
-    return SegmentResult(labels, probs, liver_found, timings, model_info, warnings)
+    return SegmentResult(labels, probs, liver_found, timings, model_info, warnings, confidence)
 
 
 def _check_outputs(paths: list[Path | None]) -> None:
@@ -193,10 +220,12 @@ def run_segment(
     html: str | Path | None = None,
     overlays_dir: str | Path | None = None,
     dicom_seg: str | Path | None = None,
+    dicom_sr: str | Path | None = None,
     probabilities: str | Path | None = None,
     options: SegmentOptions = SegmentOptions(),
     progress: ProgressFn | None = None,
     identity: dict[str, Any] | None = None,
+    series: str | None = None,
 ) -> dict[str, Any]:
     """Segment one CT file or DICOM series and write the requested outputs; return the report.
 
@@ -204,21 +233,28 @@ def run_segment(
     ``identity`` (patient ID, accession number, study date, series description, label) goes into
     the report's ``input.identity`` as given; without it a DICOM input's own header identity is
     used (:func:`liverseg.io.dicom_identity.identity_from_dataset`).
+    ``dicom_sr`` (a TID 1500 structured report) references the segments of ``dicom_seg``, so it
+    needs ``dicom_seg`` too. ``series`` picks the DICOM series or stack to read (SeriesInstanceUID,
+    SeriesNumber or stack id) instead of the automatic choice.
     """
-    from liverseg.io import read_volume, write_dicom_seg, write_volume
+    from liverseg.io import read_volume, write_volume
     from liverseg.reporting import build_report, write_html, write_overlays, write_report_json
 
     t_start = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
-    opt_paths = [Path(p) if p is not None else None for p in (report_json, html, dicom_seg, probabilities)]
+    if dicom_sr is not None and dicom_seg is None:
+        raise InputError("--dicom-sr references the segments of the DICOM-SEG: give --dicom-seg too")
+    opt_paths = [
+        Path(p) if p is not None else None for p in (report_json, html, dicom_seg, dicom_sr, probabilities)
+    ]
     _check_outputs([output_path, *opt_paths, Path(overlays_dir) / "x" if overlays_dir else None])
 
     t0 = time.perf_counter()
-    image = read_volume(input_path, kind="image")
+    image = read_volume(input_path, kind="image", series=series)
     t_read = time.perf_counter() - t0
     if dicom_seg is not None and "dicom" not in image.metadata:
         raise InputError(
-            "--dicom-seg needs a DICOM series as input (folder or .zip), got a non-DICOM file", input_path
+            "--dicom-seg needs DICOM input (a folder, .zip or DICOMDIR), got a non-DICOM file", input_path
         )
     if probabilities is not None:
         options = SegmentOptions(**{**options.__dict__, "keep_probabilities": True})
@@ -228,8 +264,6 @@ def run_segment(
 
     t0 = time.perf_counter()
     write_volume(result.labels, output_path)
-    if dicom_seg is not None:
-        write_dicom_seg(result.labels, image, dicom_seg)
     if probabilities is not None and result.probabilities is not None:
         _write_probabilities(image, result.probabilities, Path(probabilities))
     timings["write"] = time.perf_counter() - t0
@@ -239,6 +273,8 @@ def run_segment(
         identity = (image.metadata.get("dicom") or {}).get("identity")
     if identity:
         input_info["identity"] = dict(identity)
+    if "dicom" in image.metadata:
+        input_info["dicom"] = dicom_input_summary(image)
     report = build_report(
         image,
         result.labels,
@@ -246,7 +282,12 @@ def run_segment(
         timings_s=timings,
         input_info=input_info,
         warnings=result.warnings,
+        lesion_confidence=result.lesion_confidence,
     )
+    if dicom_seg is not None:
+        t0 = time.perf_counter()
+        _write_dicom_outputs(image, result.labels, report, Path(dicom_seg), dicom_sr)
+        timings["write"] += time.perf_counter() - t0
     t0 = time.perf_counter()
     if html is not None:
         write_html(report, image, result.labels, html)
@@ -260,9 +301,53 @@ def run_segment(
     return report
 
 
+def _write_dicom_outputs(
+    image: Volume, labels: Volume, report: dict[str, Any], seg_path: Path, sr_path: str | Path | None
+) -> None:
+    """The DICOM-SEG (one segment per report lesion) and, if asked, the TID 1500 SR."""
+    import pydicom
+
+    from liverseg.io import source_datasets, write_dicom_seg, write_dicom_sr
+    from liverseg.reporting.dicom_sr import CODING_SCHEMES, lesion_map, measurement_report, seg_reference
+
+    lesions, ids = lesion_map(image, labels, report)
+    write_dicom_seg(labels, image, seg_path, lesions=lesions, lesion_ids=ids)
+    if sr_path is None:
+        return
+    seg = pydicom.dcmread(seg_path, stop_before_pixels=True)
+    sources = source_datasets(image)
+    content = measurement_report(report, seg=seg_reference(seg), source_images=sources)
+    write_dicom_sr(
+        content, evidence=[seg, *sources], source=image, path=sr_path, coding_schemes=CODING_SCHEMES
+    )
+
+
+def dicom_input_summary(image: Volume) -> dict[str, Any]:
+    """``report["input"]["dicom"]``: the series read, how it was chosen, what was left out."""
+    dicom = image.metadata["dicom"]
+    keys = (
+        "series_instance_uid",
+        "study_instance_uid",
+        "series_number",
+        "series_description",
+        "modality",
+        "stack_id",
+        "container",
+        "transfer_syntax_uid",
+    )
+    out = {k: dicom.get(k) for k in keys}
+    tilt = dicom.get("tilt")
+    out["tilt_deg"] = tilt["tilt_deg"] if tilt else 0.0
+    out["selection"] = dicom.get("selection")
+    return out
+
+
 def _input_format(path: Path, image: Volume) -> str:
     if "dicom" in image.metadata:
-        return "dicom-zip" if path.suffix.lower() == ".zip" else "dicom-folder"
+        kind = image.metadata["dicom"].get("container")
+        if kind == "dicomdir":
+            return "dicomdir"
+        return "dicom-zip" if kind == "zip" or path.suffix.lower() == ".zip" else "dicom-folder"
     name = path.name.lower()
     for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd"):
         if name.endswith(suffix):

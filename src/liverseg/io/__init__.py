@@ -4,8 +4,10 @@ Public API (see docs/contracts.md "I/O"):
 
 * :func:`read_volume` / :func:`write_volume`: NIfTI, NRRD, MetaImage, DICOM series (folder/zip),
   DICOM-SEG (labels).
-* :func:`read_dicom_series`, :func:`list_dicom_series`: DICOM CT series from a folder or zip.
-* :func:`read_dicom_seg` / :func:`write_dicom_seg`: DICOM Segmentation objects (highdicom).
+* :func:`read_dicom_series`, :func:`inspect_dicom`, :func:`list_dicom_series`: a DICOM CT
+  volume from a folder, zip or DICOMDIR, and which series / stack is chosen (and why).
+* :func:`read_dicom_seg` / :func:`write_dicom_seg`: DICOM Segmentation objects (highdicom);
+  :func:`write_dicom_sr`: a TID 1500 structured report (content from ``liverseg.reporting``).
 * :func:`read_png_stack`: folders of PNG slices (the seed format) as (image, label).
 * :func:`read_chaos_case`: a CHAOS CT case folder as (image, label).
 * :func:`check_label_map`, :func:`binary_mask_to_label`: label-map validation.
@@ -14,8 +16,9 @@ Public API (see docs/contracts.md "I/O"):
 """
 
 from liverseg.io.chaos import read_chaos_case
-from liverseg.io.dicom_seg import read_dicom_seg, write_dicom_seg
-from liverseg.io.dicom_series import list_dicom_series, read_dicom_series
+from liverseg.io.dicom_seg import read_dicom_seg, source_datasets, write_dicom_seg
+from liverseg.io.dicom_series import inspect_dicom, list_dicom_series, read_dicom_series
+from liverseg.io.dicom_sr import write_dicom_sr
 from liverseg.io.labels import LABELS, binary_mask_to_label, check_label_map
 from liverseg.io.png_stack import read_png_stack
 from liverseg.io.readers import read_volume, write_volume
@@ -30,6 +33,7 @@ __all__ = [
     "Volume",
     "binary_mask_to_label",
     "check_label_map",
+    "inspect_dicom",
     "list_dicom_series",
     "load_sample",
     "read_chaos_case",
@@ -37,7 +41,9 @@ __all__ = [
     "read_dicom_series",
     "read_png_stack",
     "read_volume",
+    "source_datasets",
     "to_canonical",
     "write_dicom_seg",
+    "write_dicom_sr",
     "write_volume",
 ]

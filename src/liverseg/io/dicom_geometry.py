@@ -6,10 +6,14 @@ Pure functions on header values (no pixel data), so every policy here is unit-te
   ``cross(row_cosines, column_cosines)`` -- never by file name or InstanceNumber;
 * the z spacing is the distance between positions, not ``SliceThickness`` (CHAOS: 3.2 mm thick
   slices every ~2 mm);
-* a single slice lying far off an otherwise regular stack, at either end, is dropped with a
-  WARNING (e.g. a stray reconstruction or a repeated image tens of mm away);
-* duplicate positions, missing slices (a step > 1.5x the median), irregular spacing, a sheared
-  stack (gantry tilt), and inconsistent orientation / pixel spacing / matrix size are errors.
+* a single slice lying far off an otherwise regular stack, at either end, is dropped (the caller
+  warns), e.g. a stray reconstruction or a repeated image tens of mm away;
+* a sheared stack (gantry tilt: every slice shifted sideways in its own plane, in proportion to
+  its distance along the normal) is accepted: the per-slice in-plane offsets are returned, and
+  :mod:`liverseg.io.dicom_tilt` resamples the slices onto a regular grid;
+* duplicate positions, missing slices (a step > 1.5x the median), irregular spacing, positions
+  drifting sideways irregularly, and inconsistent orientation / pixel spacing / matrix size are
+  errors (:mod:`liverseg.io.dicom_stacks` sorts mixed files into consistent groups first).
 """
 
 from __future__ import annotations
@@ -67,18 +71,28 @@ class SliceHeader:
     patient_id: str = ""
     slice_thickness: float | None = None
     transfer_syntax_uid: str = ""
+    image_type: tuple[str, ...] = ()
+    acquisition_number: int | None = None
+    samples_per_pixel: int = 1
+    body_part_examined: str = ""
+    #: per-frame ImagePositionPatient of an enhanced multi-frame image (None for single-frame)
+    frame_positions: tuple[tuple[float, float, float], ...] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StackGeometry:
     """Result of :func:`order_slices`.
 
     Attributes:
         slices: the kept headers in array order (index 0 = array slice ``z = 0``).
-        dropped: headers left out (far-off end slices), already logged at WARNING.
+        dropped: headers left out (far-off end slices); ``dropped_reasons`` says why, one each.
         spacing: voxel size ``(z, y, x)`` in mm.
         origin: LPS position (mm) of the first kept slice's first pixel centre.
         direction: 3x3 ITK direction (columns: row direction, column direction, slice normal).
+        lateral_mm: for a sheared (gantry-tilted) stack, ``(n, 2)``: how far each kept slice's
+            first pixel lies from the regular stack through the first slice, in mm along the row
+            direction (array x) and the column direction (array y); ``None`` for a regular stack.
+        tilt_deg: the shear angle (gantry tilt) in degrees; 0 for a regular stack.
     """
 
     slices: tuple[SliceHeader, ...]
@@ -86,6 +100,9 @@ class StackGeometry:
     spacing: tuple[float, float, float]
     origin: tuple[float, float, float]
     direction: np.ndarray
+    lateral_mm: np.ndarray | None = None
+    tilt_deg: float = 0.0
+    dropped_reasons: tuple[str, ...] = ()
 
 
 def _fmt_pos(p: float) -> str:
@@ -98,7 +115,7 @@ def _examples(headers: Sequence[SliceHeader], limit: int = 3) -> str:
     return ", ".join(names) + more
 
 
-def _require_consistent(headers: Sequence[SliceHeader], source: str) -> None:
+def _require_consistent(headers: Sequence[SliceHeader], source: str | None) -> None:
     missing = [h for h in headers if h.position is None or h.orientation is None or h.pixel_spacing is None]
     if missing:
         raise InputError(
@@ -130,7 +147,9 @@ def _require_consistent(headers: Sequence[SliceHeader], source: str) -> None:
             )
 
 
-def _unit_vectors(orientation: Sequence[float], source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _unit_vectors(
+    orientation: Sequence[float], source: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     iop = np.asarray(orientation, dtype=float)
     row, col = iop[:3], iop[3:]
     nr, nc = np.linalg.norm(row), np.linalg.norm(col)
@@ -147,41 +166,34 @@ def _unit_vectors(orientation: Sequence[float], source: str) -> tuple[np.ndarray
 
 def _drop_far_ends(
     d: np.ndarray, order: list[int], headers: Sequence[SliceHeader]
-) -> tuple[list[int], list[SliceHeader]]:
-    """Drop at most one far-off slice at each end of a stack sorted along the normal."""
+) -> tuple[list[int], list[SliceHeader], list[str]]:
+    """Drop at most one far-off slice at each end of a stack sorted along the normal.
+
+    Returns the kept order, the dropped headers and one reason per dropped header (the caller
+    reports them: :mod:`liverseg.io.dicom_stacks` warns for the stack it chooses).
+    """
     dropped: list[SliceHeader] = []
+    reasons: list[str] = []
     if len(order) < 4:
-        return order, dropped
+        return order, dropped, reasons
     steps = np.diff(d[order])
     med = float(np.median(steps[1:-1]))
     if med <= DUPLICATE_MM:
-        return order, dropped
+        return order, dropped, reasons
     threshold = max(FAR_FACTOR * med, med + FAR_MM)
     keep = list(order)
-    if steps[-1] > threshold:
-        h = headers[keep[-1]]
-        log.warning(
-            "dropping slice %s: it lies %.1f mm beyond the rest of the stack (regular spacing %.2f mm)",
-            h.member,
-            steps[-1],
-            med,
-        )
-        dropped.append(h)
-        keep = keep[:-1]
-    if steps[0] > threshold:
-        h = headers[keep[0]]
-        log.warning(
-            "dropping slice %s: it lies %.1f mm before the rest of the stack (regular spacing %.2f mm)",
-            h.member,
-            steps[0],
-            med,
-        )
-        dropped.append(h)
-        keep = keep[1:]
-    return keep, dropped
+    for end, step, where in ((-1, steps[-1], "beyond"), (0, steps[0], "before")):
+        if step > threshold:
+            h = headers[keep[end]]
+            reason = f"slice lying {step:.1f} mm {where} the rest of the stack (regular spacing {med:.2f} mm)"
+            log.debug("dropping slice %s: %s", h.member, reason)
+            dropped.append(h)
+            reasons.append(reason)
+            keep = keep[:-1] if end == -1 else keep[1:]
+    return keep, dropped, reasons
 
 
-def order_slices(headers: Sequence[SliceHeader], source: str) -> StackGeometry:
+def order_slices(headers: Sequence[SliceHeader], source: str | None) -> StackGeometry:
     """Order one series' slices along the slice normal and derive the volume geometry.
 
     Args:
@@ -194,7 +206,9 @@ def order_slices(headers: Sequence[SliceHeader], source: str) -> StackGeometry:
 
     Raises:
         InputError: fewer than two slices, inconsistent orientation / pixel spacing / size,
-            duplicate positions, missing slices, irregular spacing or a sheared (tilted) stack.
+            duplicate positions, missing slices, irregular spacing, or positions drifting
+            sideways irregularly (a straight, gantry-tilted stack is accepted, see
+            :attr:`StackGeometry.lateral_mm`).
     """
     if len(headers) == 0:
         raise InputError("the DICOM series holds no images", source)
@@ -223,7 +237,7 @@ def order_slices(headers: Sequence[SliceHeader], source: str) -> StackGeometry:
             source,
         )
 
-    order, dropped = _drop_far_ends(d, order, headers)
+    order, dropped, dropped_reasons = _drop_far_ends(d, order, headers)
     steps = np.diff(d[order])
     med = float(np.median(steps))
     gaps = np.nonzero(steps > GAP_FACTOR * med)[0]
@@ -245,22 +259,48 @@ def order_slices(headers: Sequence[SliceHeader], source: str) -> StackGeometry:
 
     kept = [headers[i] for i in order]
     first = pos[order[0]]
-    lateral = (pos[order] - first) - np.outer(d[order] - d[order[0]], normal)
-    shear = float(np.linalg.norm(lateral, axis=1).max())
+    along = d[order] - d[order[0]]
+    lateral = (pos[order] - first) - np.outer(along, normal)
     ps_row, ps_col = kept[0].pixel_spacing  # type: ignore[misc]
-    if shear > 0.5 * min(ps_row, ps_col):
-        raise InputError(
-            f"the slices are sheared (gantry tilt?): positions drift {shear:.2f} mm sideways from "
-            "the slice normal; expected a stack perpendicular to the image plane. Resample the series "
-            "with a tilt-correcting converter first",
-            source,
-        )
+    lateral_mm, tilt_deg = _shear(lateral, along, row, col, 0.5 * min(ps_row, ps_col), source)
     spacing_z = float((d[order[-1]] - d[order[0]]) / (len(order) - 1))
     direction = np.stack([row, col, normal], axis=1)
     return StackGeometry(
         slices=tuple(kept),
         dropped=tuple(dropped),
+        dropped_reasons=tuple(dropped_reasons),
         spacing=(spacing_z, float(ps_row), float(ps_col)),
         origin=(float(first[0]), float(first[1]), float(first[2])),
         direction=direction,
+        lateral_mm=lateral_mm,
+        tilt_deg=tilt_deg,
     )
+
+
+def _shear(
+    lateral: np.ndarray,
+    along: np.ndarray,
+    row: np.ndarray,
+    col: np.ndarray,
+    tol_mm: float,
+    source: str | None,
+) -> tuple[np.ndarray | None, float]:
+    """In-plane offsets of a sheared stack, or ``(None, 0)`` when the drift is under ``tol_mm``.
+
+    A gantry tilt shifts each slice sideways by an amount proportional to its distance along the
+    normal (a straight, slanted stack). Offsets that do not follow a straight line (within
+    ``tol_mm``) are refused: that is not a tilt but a broken series.
+    """
+    if float(np.linalg.norm(lateral, axis=1).max()) <= tol_mm:
+        return None, 0.0
+    denom = float(along @ along)
+    slope = (along @ lateral) / denom  # mm sideways per mm along the normal (3-vector in the plane)
+    residual = float(np.linalg.norm(lateral - np.outer(along, slope), axis=1).max())
+    if residual > tol_mm:
+        raise InputError(
+            f"the slice positions drift sideways irregularly (up to {residual:.2f} mm off a straight "
+            "slanted stack); expected a regular or a gantry-tilted stack",
+            source,
+        )
+    tilt = float(np.degrees(np.arctan(np.linalg.norm(slope))))
+    return np.stack([lateral @ row, lateral @ col], axis=1), tilt

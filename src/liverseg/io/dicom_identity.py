@@ -56,20 +56,18 @@ def identity_from_dataset(ds: pydicom.Dataset) -> dict[str, str | None]:
 
 
 def read_series_identity(
-    path: str | Path, *, series_instance_uid: str | None = None
+    path: str | Path, *, series: str | None = None, subfolder: str | None = None
 ) -> dict[str, str | None]:
-    """Identity of the series that :func:`~liverseg.io.read_dicom_series` reads from ``path``.
+    """Identity of the stack that :func:`~liverseg.io.read_dicom_series` reads from ``path``
+    (same selection: :func:`~liverseg.io.dicom_series.inspect_dicom`; headers only).
 
     Raises:
-        InputError: as the series reader does (no DICOM images, unknown series UID, ...).
+        InputError: as the series reader does (no DICOM images, no regular stack, ...).
     """
-    from liverseg.io.dicom_series import _group, _scan, _select
+    from liverseg.io.dicom_series import inspect_dicom
 
     path = Path(path)
-    with FileSource(path) as src:
-        groups = _group(_scan(src, None))
-        uid = _select(groups, series_instance_uid, path)
-        first = min(groups[uid], key=lambda h: h.member)
-        with src.open_header(first.member) as fh:
-            ds = pydicom.dcmread(fh, stop_before_pixels=True)
+    chosen = inspect_dicom(path, series=series, subfolder=subfolder).chosen
+    with FileSource(path) as src, src.open_header(chosen.first.member) as fh:
+        ds = pydicom.dcmread(fh, stop_before_pixels=True)
     return identity_from_dataset(ds)

@@ -1,14 +1,25 @@
 """DICOM Segmentation objects (DICOM-SEG) with highdicom: write liverseg labels, read any SEG.
 
-Written SEGs hold two segments, "Liver" (SCT 10200004, category Organ) and "Liver tumor"
-(SCT 108369006 Neoplasm, category Morphologically Abnormal Structure, anatomic region Liver),
-identified as produced automatically by the algorithm "liverseg", and reference every source
-CT instance (re-read from ``source.metadata["source"]`` + ``["dicom"]["files"]``).
+Written SEGs hold non-overlapping segments, identified as produced automatically by the
+algorithm "liverseg":
+
+* segment 1 "Liver" (SCT 10200004, category Organ): liver tissue outside the tumors (label 1);
+* segments 2, 3, ... "Liver tumor N" (SCT 108369006 Neoplasm, category Morphologically Abnormal
+  Structure, anatomic region Liver): one segment per lesion (26-connected component of label 2),
+  ``N`` the lesion's number in the report, with tracking identifier ``lesion N`` and a tracking
+  UID that the structured report's measurement group of that lesion repeats
+  (:mod:`liverseg.reporting.dicom_sr`). Without lesions, segment 2 "Liver tumor" is described
+  and empty (an explicit "no tumor").
+
+The SEG references every source CT instance (re-read from ``source.metadata["source"]`` +
+``["dicom"]["files"]``), frame by frame. For a gantry-tilted source, read onto a regular grid
+(:mod:`liverseg.io.dicom_tilt`), the labels are mapped back onto the original slices first.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +30,7 @@ from liverseg.io.labels import check_label_map
 from liverseg.io.volume import Volume
 from liverseg.utils import atomic_path
 
-__all__ = ["read_dicom_seg", "write_dicom_seg"]
+__all__ = ["lesion_components", "read_dicom_seg", "source_datasets", "write_dicom_seg"]
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +40,29 @@ _TUMOR_WORDS = ("tumor", "tumour", "lesion", "neoplasm", "cancer", "metasta", "c
 
 
 # ----------------------------------------------------------------------------------------- write
-def _segment_descriptions() -> list[Any]:
+def lesion_components(labels: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """26-connected components of label 2 numbered 1, 2, ... by decreasing size (int32 array, ids).
+
+    The numbering a SEG gets when the caller gives no lesion map; ``run_segment`` passes the
+    report's own numbering instead (:func:`liverseg.reporting.dicom_sr.lesion_map`).
+    """
+    import cc3d
+
+    tumor = labels == 2
+    if not tumor.any():
+        return np.zeros(labels.shape, np.int32), []
+    cc, n = cc3d.connected_components(tumor, connectivity=26, return_N=True)
+    counts = np.bincount(cc.reshape(-1), minlength=n + 1)[1:]
+    order = np.argsort(-counts, kind="stable")
+    lut = np.zeros(n + 1, dtype=np.int32)
+    lut[order + 1] = np.arange(1, n + 1, dtype=np.int32)
+    return lut[cc], list(range(1, n + 1))
+
+
+def _segment_descriptions(lesion_ids: Sequence[int]) -> list[Any]:
     import highdicom as hd
     from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
 
     from liverseg import __version__
 
@@ -39,23 +70,34 @@ def _segment_descriptions() -> list[Any]:
         name="liverseg", version=__version__, family=codes.cid7162.ArtificialIntelligence
     )
     common = {"algorithm_type": hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC, "algorithm_identification": algo}
-    return [
+    descriptions = [
         hd.seg.SegmentDescription(
             segment_number=1,
             segment_label="Liver",
             segmented_property_category=codes.SCT.Organ,
             segmented_property_type=codes.SCT.Liver,
             **common,
-        ),
-        hd.seg.SegmentDescription(
-            segment_number=2,
-            segment_label="Liver tumor",
-            segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
-            segmented_property_type=codes.SCT.Neoplasm,
-            anatomic_regions=[codes.SCT.Liver],
-            **common,
-        ),
+        )
     ]
+    tumor = {
+        "segmented_property_category": codes.SCT.MorphologicallyAbnormalStructure,
+        "segmented_property_type": codes.SCT.Neoplasm,
+        "anatomic_regions": [codes.SCT.Liver],
+        **common,
+    }
+    if not lesion_ids:
+        descriptions.append(hd.seg.SegmentDescription(segment_number=2, segment_label="Liver tumor", **tumor))
+    for k, lid in enumerate(lesion_ids):
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=2 + k,
+                segment_label=f"Liver tumor {lid}",
+                tracking_id=f"lesion {lid}",
+                tracking_uid=generate_uid(),
+                **tumor,
+            )
+        )
+    return descriptions
 
 
 def _source_datasets(source: Volume) -> list[Any]:
@@ -104,19 +146,62 @@ def _source_datasets(source: Volume) -> list[Any]:
     return datasets
 
 
-def write_dicom_seg(labels: Volume, source: Volume, path: str | Path) -> Path:
+def source_datasets(source: Volume) -> list[Any]:
+    """The source CT headers (no pixels) in slice order, as the SEG and SR reference them."""
+    return _source_datasets(source)
+
+
+def _segment_array(labels: np.ndarray, lesions: np.ndarray, lesion_ids: Sequence[int]) -> np.ndarray:
+    """Label-map style array: 1 liver tissue, 2 + k lesion ``lesion_ids[k]``."""
+    out = np.zeros(labels.shape, dtype=np.uint16 if len(lesion_ids) > 250 else np.uint8)
+    out[labels == 1] = 1
+    if not lesion_ids:
+        if np.any(labels == 2):
+            raise InputError("the label map holds tumor voxels (label 2) but no lesion is listed")
+        return out
+    lut = np.zeros(int(lesions.max()) + 1, dtype=out.dtype)
+    for k, lid in enumerate(lesion_ids):
+        if lid <= 0 or lid >= lut.size:
+            raise InputError(f"lesion {lid} is not in the lesion map (ids 1..{lut.size - 1})")
+        lut[lid] = 2 + k
+    mapped = lut[lesions]
+    tumor = labels == 2
+    if np.any(tumor & (mapped == 0)):
+        raise InputError(
+            "every tumor voxel (label 2) must belong to a listed lesion; "
+            f"{int(np.count_nonzero(tumor & (mapped == 0)))} voxel(s) do not"
+        )
+    if np.any(~tumor & (mapped > 0)):
+        raise InputError("the lesion map marks voxels that are not tumor (label 2) in the label map")
+    out[tumor] = mapped[tumor]
+    return out
+
+
+def write_dicom_seg(
+    labels: Volume,
+    source: Volume,
+    path: str | Path,
+    *,
+    lesions: np.ndarray | None = None,
+    lesion_ids: Sequence[int] | None = None,
+) -> Path:
     """Write a label map as a DICOM-SEG referencing the source CT series.
 
     Args:
         labels: uint8 label map (0 background, 1 liver, 2 tumor) on exactly ``source``'s grid,
             shape ``(z, y, x)``.
         source: the CT volume as returned by :func:`~liverseg.io.read_dicom_series` (its metadata
-            locates the source files: folder or zip).
+            locates the source files: folder, zip or DICOMDIR).
         path: output ``.dcm`` file (written atomically; the folder is created).
+        lesions: int array on the labels grid: 0 outside tumors, else the lesion number (e.g.
+            the report's). ``None``: numbered here by :func:`lesion_components`.
+        lesion_ids: the lesion numbers to write, in segment order (default: all, ascending).
+            Every tumor voxel must belong to one of them.
 
     Raises:
-        InputError: ``source`` did not come from DICOM, or labels hold values outside {0, 1, 2}.
-        GeometryError: ``labels`` is not on the source grid.
+        InputError: ``source`` did not come from DICOM, labels hold values outside {0, 1, 2},
+            or the lesion map does not cover the tumor voxels exactly.
+        GeometryError: ``labels`` (or ``lesions``) is not on the source grid.
         OutputError: the file cannot be written.
     """
     import highdicom as hd
@@ -127,13 +212,24 @@ def write_dicom_seg(labels: Volume, source: Volume, path: str | Path) -> Path:
     labels = check_label_map(labels)
     datasets = _source_datasets(source)
     source.require_same_grid(labels, "label map")
-    present = sorted({int(v) for v in np.unique(labels.array)} - {0})
-    # Both segments are always described (an empty tumor segment is an explicit "no tumor").
-    descriptions = _segment_descriptions()
+    if lesions is None:
+        lesions, found = lesion_components(labels.array)
+        lesion_ids = found if lesion_ids is None else lesion_ids
+    elif lesions.shape != labels.shape:
+        raise GeometryError(f"lesion map shape {lesions.shape} differs from the label map's {labels.shape}")
+    if lesion_ids is None:
+        lesion_ids = sorted(int(v) for v in np.unique(lesions) if v > 0)
+    array = _segment_array(labels.array, lesions, list(lesion_ids))
+    tilt = (source.metadata.get("dicom") or {}).get("tilt")
+    if tilt:
+        from liverseg.io.dicom_tilt import TiltGrid, labels_to_source
+
+        array = labels_to_source(array, TiltGrid.from_metadata(tilt, source.origin))
+    descriptions = _segment_descriptions(list(lesion_ids))
     try:
         seg = hd.seg.Segmentation(
             source_images=datasets,
-            pixel_array=labels.array,
+            pixel_array=array,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
             segment_descriptions=descriptions,
             series_instance_uid=generate_uid(),
@@ -146,7 +242,7 @@ def write_dicom_seg(labels: Volume, source: Volume, path: str | Path) -> Path:
             device_serial_number="none",
             series_description="liverseg liver and tumor segmentation",
             content_label="LIVERSEG",
-            omit_empty_frames=bool(present),
+            omit_empty_frames=bool(array.any()),
         )
     except (ValueError, TypeError, AttributeError) as exc:
         raise InputError(
@@ -158,7 +254,7 @@ def write_dicom_seg(labels: Volume, source: Volume, path: str | Path) -> Path:
             seg.save_as(tmp)
         except OSError as exc:
             raise OutputError(f"cannot write the DICOM-SEG ({exc.strerror or exc})", path) from exc
-    log.info("wrote DICOM-SEG with segments %s to %s", [d.SegmentLabel for d in descriptions], path)
+    log.info("wrote DICOM-SEG with %d segment(s) to %s", len(descriptions), path)
     return path
 
 
@@ -236,7 +332,13 @@ def read_dicom_seg(path: str | Path, reference: Volume | None = None) -> Volume:
         masks = seg.get_pixels_by_source_instance(
             source_sop_instance_uids=ref_uids, segment_numbers=numbers, dtype=np.float32
         )
-        return _on_grid(reference, _compose(masks, numbers, mapping), meta)
+        composed = _compose(masks, numbers, mapping)
+        tilt = dicom.get("tilt") if isinstance(dicom, dict) else None
+        if tilt:  # frames lie on the tilted source slices: back onto the regular grid
+            from liverseg.io.dicom_tilt import TiltGrid, labels_from_source
+
+            composed = labels_from_source(composed, TiltGrid.from_metadata(tilt, reference.origin))
+        return _on_grid(reference, composed, meta)
     hvol = seg.get_volume(segment_numbers=numbers, combine_segments=False, dtype=np.float32)
     if reference is None:
         from liverseg.io.hd_bridge import volume_from_affine

@@ -1,11 +1,20 @@
-"""Reading a DICOM CT series from a folder or a ``.zip`` archive into a :class:`Volume`.
+"""Reading a DICOM CT volume from a folder, a ``.zip`` archive or a DICOMDIR.
+
+The path from files to a :class:`Volume`:
+
+1. :mod:`liverseg.io.dicom_scan` reads every header and sets aside what is not an image slice
+   (non-DICOM files, SR / KOS / presentation states / SEG, localizers, colour screenshots);
+2. :mod:`liverseg.io.dicom_stacks` groups the images into candidate stacks (per series, per
+   orientation / spacing / matrix / image type, split by acquisition when needed);
+3. :mod:`liverseg.io.dicom_select` picks one by documented rules (or the user's ``series``);
+4. its pixels are decoded slice by slice (pydicom with the GDCM / pylibjpeg / pyjpegls plugins:
+   JPEG lossless, JPEG-LS, JPEG 2000, RLE, deflate) into one preallocated float32 array in HU;
+   a gantry-tilted stack is resampled onto a regular grid (:mod:`liverseg.io.dicom_tilt`); an
+   enhanced multi-frame image goes through highdicom's geometry handling.
 
 Why not ``SimpleITK.ImageSeriesReader`` / ``highdicom.get_volume_from_series``: they need the
-files on disk (or all datasets with pixels in memory), and their ordering/gap handling does not
-give the per-file diagnostics the product promises (missing slice named by position, a stray
-slice dropped with a warning, rescale per slice). pydicom does the parsing and decoding; the
-policies live in :mod:`liverseg.io.dicom_geometry`. Pixels are decoded slice by slice into one
-preallocated float32 array, so memory stays at the size of the output volume.
+files on disk (or all datasets in memory), and neither gives the per-file account of what was
+left out and why that the product promises.
 """
 
 from __future__ import annotations
@@ -13,7 +22,6 @@ from __future__ import annotations
 import logging
 import zipfile
 from collections import defaultdict
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -23,108 +31,19 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from liverseg.errors import InputError
-from liverseg.io.dicom_geometry import SliceHeader, order_slices
+from liverseg.io.dicom_geometry import SliceHeader
 from liverseg.io.dicom_identity import identity_from_dataset
-from liverseg.io.sources import FileSource, is_dicom_stream
+from liverseg.io.dicom_scan import read_slice_header, scan_source
+from liverseg.io.dicom_select import Selection, select_stack
+from liverseg.io.dicom_stacks import Stack, find_stacks
+from liverseg.io.dicom_tilt import describe_tilt, resample_tilted, tilt_grid
+from liverseg.io.sources import FileSource
 from liverseg.io.volume import Volume
 from liverseg.utils import progress
 
-__all__ = ["SeriesInfo", "list_dicom_series", "read_dicom_series", "read_slice_header"]
+__all__ = ["SeriesInfo", "inspect_dicom", "list_dicom_series", "read_dicom_series", "read_slice_header"]
 
 log = logging.getLogger(__name__)
-
-#: SOP classes that are never part of an image volume (SEG, RTSTRUCT, SR, DICOMDIR, KOS, PR, ...)
-_NON_IMAGE_PREFIXES = (
-    "1.2.840.10008.1.3.10",
-    "1.2.840.10008.5.1.4.1.1.66",
-    "1.2.840.10008.5.1.4.1.1.481",
-    "1.2.840.10008.5.1.4.1.1.88",
-    "1.2.840.10008.5.1.4.1.1.11",
-)
-
-
-def _floats(value: Any, n: int) -> tuple[float, ...] | None:
-    if value is None:
-        return None
-    try:
-        vals = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        return None
-    return vals if len(vals) == n and all(np.isfinite(vals)) else None
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return None if value in (None, "") else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def read_slice_header(ds: pydicom.Dataset, member: str) -> SliceHeader:
-    """Extract the values :func:`~liverseg.io.dicom_geometry.order_slices` needs from a dataset."""
-    thickness = _floats([ds.get("SliceThickness")], 1) if ds.get("SliceThickness") not in (None, "") else None
-    meta = getattr(ds, "file_meta", None)
-    return SliceHeader(
-        member=member,
-        sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
-        series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
-        study_instance_uid=str(ds.get("StudyInstanceUID", "")),
-        modality=str(ds.get("Modality", "")).upper(),
-        sop_class_uid=str(ds.get("SOPClassUID", "")),
-        rows=int(ds.get("Rows", 0) or 0),
-        columns=int(ds.get("Columns", 0) or 0),
-        position=_floats(ds.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
-        orientation=_floats(ds.get("ImageOrientationPatient"), 6),
-        pixel_spacing=_floats(ds.get("PixelSpacing"), 2),  # type: ignore[arg-type]
-        number_of_frames=_int_or_none(ds.get("NumberOfFrames")) or 1,
-        instance_number=_int_or_none(ds.get("InstanceNumber")),
-        series_number=_int_or_none(ds.get("SeriesNumber")),
-        series_description=str(ds.get("SeriesDescription", "") or ""),
-        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "") or ""),
-        patient_id=str(ds.get("PatientID", "") or ""),
-        slice_thickness=thickness[0] if thickness else None,
-        transfer_syntax_uid=str(meta.get("TransferSyntaxUID", "")) if meta is not None else "",
-    )
-
-
-def _is_image(h: SliceHeader) -> bool:
-    return h.rows > 0 and h.columns > 0 and not h.sop_class_uid.startswith(_NON_IMAGE_PREFIXES)
-
-
-def _scan(src: FileSource, subfolder: str | None) -> list[SliceHeader]:
-    prefix = None if not subfolder else subfolder.strip("/") + "/"
-    members = [m for m in src.members if prefix is None or m.startswith(prefix)]
-    if not members:
-        raise InputError(f"no files under {subfolder!r}; expected DICOM slices there", src.path)
-    headers: list[SliceHeader] = []
-    skipped = 0
-    for member in progress(members, desc="DICOM headers"):
-        try:
-            with src.open_header(member) as fh:
-                if not is_dicom_stream(fh):
-                    log.debug("%s: skipping %s (no DICOM preamble)", src.path, member)
-                    skipped += 1
-                    continue
-                h = read_slice_header(pydicom.dcmread(fh, stop_before_pixels=True), member)
-        except Exception as exc:  # pydicom raises many types on malformed files: skip like non-DICOM
-            log.debug(
-                "%s: skipping %s (unreadable DICOM header: %s: %s)", src.path, member, type(exc).__name__, exc
-            )
-            skipped += 1
-            continue
-        if not _is_image(h):
-            log.debug("%s: skipping %s (not an image: SOP class %s)", src.path, member, h.sop_class_uid)
-            skipped += 1
-            continue
-        headers.append(h)
-    if not headers:
-        example = ", ".join(members[:3])
-        raise InputError(
-            f"expected DICOM image files, found none among {len(members)} file(s) "
-            f"(e.g. {example}; {skipped} skipped as non-DICOM or non-image)",
-            src.path,
-        )
-    return headers
 
 
 class SeriesInfo(TypedDict):
@@ -138,66 +57,44 @@ class SeriesInfo(TypedDict):
     folder: str  # the common parent folder / zip prefix of its files ("" when several)
 
 
-def _group(headers: Sequence[SliceHeader]) -> dict[str, list[SliceHeader]]:
-    groups: dict[str, list[SliceHeader]] = defaultdict(list)
-    for h in headers:
-        groups[h.series_instance_uid].append(h)
-    return dict(groups)
-
-
-def _info(uid: str, hs: Sequence[SliceHeader]) -> SeriesInfo:
-    folders = {str(Path(h.member).parent) for h in hs}
-    return SeriesInfo(
-        series_instance_uid=uid,
-        modality=hs[0].modality,
-        n_files=len(hs),
-        series_number=hs[0].series_number,
-        series_description=hs[0].series_description,
-        folder=folders.pop() if len(folders) == 1 else "",
-    )
-
-
 def list_dicom_series(path: str | Path, *, subfolder: str | None = None) -> list[SeriesInfo]:
-    """List the image series in a DICOM folder or zip (largest first; headers only)."""
+    """List the image series in a DICOM folder, zip or DICOMDIR (largest first; headers only)."""
     with FileSource(path) as src:
-        groups = _group(_scan(src, subfolder))
-    infos = [_info(uid, hs) for uid, hs in groups.items()]
+        images = scan_source(src, subfolder).images
+    groups: dict[str, list[SliceHeader]] = defaultdict(list)
+    for h in images:
+        groups[h.series_instance_uid].append(h)
+    infos = []
+    for uid, hs in groups.items():
+        folders = {str(Path(h.member).parent) for h in hs}
+        infos.append(
+            SeriesInfo(
+                series_instance_uid=uid,
+                modality=hs[0].modality,
+                n_files=len(hs),
+                series_number=hs[0].series_number,
+                series_description=hs[0].series_description,
+                folder=folders.pop() if len(folders) == 1 else "",
+            )
+        )
     return sorted(infos, key=lambda i: (-i["n_files"], i["folder"], i["series_instance_uid"]))
 
 
-def _select(groups: dict[str, list[SliceHeader]], uid: str | None, path: Path) -> str:
-    if uid is not None:
-        if uid not in groups:
-            raise InputError(f"expected series {uid}, found only {sorted(groups)}", path)
-        return uid
+def _select(src: FileSource, subfolder: str | None, series: str | None) -> Selection:
+    scan = scan_source(src, subfolder)
+    stacks, rejected, skipped = find_stacks(scan.images)
+    return select_stack(
+        stacks, rejected, [*scan.skipped, *skipped], series=series, source=src.path, n_files=scan.n_files
+    )
 
-    def rank(u: str) -> tuple[int, str]:
-        return (-len(groups[u]), min(h.member for h in groups[u]))
 
-    ct = sorted((u for u in groups if groups[u][0].modality == "CT"), key=rank)
-    if ct:
-        chosen = ct[0]
-    else:
-        chosen = sorted(groups, key=rank)[0]
-        log.warning(
-            "%s: no CT series found; using the largest image series (modality %r, %d files)",
-            path,
-            groups[chosen][0].modality or "missing",
-            len(groups[chosen]),
-        )
-    others = [u for u in groups if u != chosen]
-    if others:
-        log.info(
-            "%s: %d series found; using %s (%s, %d files, in %s); skipped: %s",
-            path,
-            len(groups),
-            chosen,
-            groups[chosen][0].modality,
-            len(groups[chosen]),
-            _info(chosen, groups[chosen])["folder"] or "several folders",
-            "; ".join(f"{u} ({groups[u][0].modality}, {len(groups[u])} files)" for u in others),
-        )
-    return chosen
+def inspect_dicom(path: str | Path, *, series: str | None = None, subfolder: str | None = None) -> Selection:
+    """Scan a DICOM folder / zip / DICOMDIR and choose a stack, without reading pixels.
+
+    The same decision :func:`read_dicom_series` makes (``liverseg dicom ls`` prints it).
+    """
+    with FileSource(path) as src:
+        return _select(src, subfolder, series)
 
 
 def _decode_error(ds: pydicom.Dataset, member: str, exc: Exception, path: Path) -> InputError:
@@ -206,8 +103,9 @@ def _decode_error(ds: pydicom.Dataset, member: str, exc: Exception, path: Path) 
     reason = " ".join(str(exc).split())  # one line: the CLI prints the message as one line
     return InputError(
         f"cannot decode the pixel data of {member}: transfer syntax {name} ({ts or 'missing'}); "
-        f"its decoder is missing or failed ({type(exc).__name__}: {reason}). Install python-gdcm for "
-        "more transfer syntaxes (e.g. JPEG Lossless process 14), or convert the series to uncompressed",
+        f"its decoder is missing or failed ({type(exc).__name__}: {reason}). liverseg decodes "
+        "JPEG lossless, JPEG-LS, JPEG 2000 and RLE with python-gdcm, pylibjpeg-openjpeg, pylibjpeg-rle "
+        "and pyjpegls; check they are installed, or convert the series to uncompressed",
         path,
     )
 
@@ -229,90 +127,105 @@ def _read_multiframe(src: FileSource, header: SliceHeader) -> Volume:
         hvol = hvol.ensure_handedness(hd.AxisHandedness.LEFT_HANDED, flip_axis=0)
     except (ValueError, RuntimeError, NotImplementedError) as exc:
         raise InputError(
-            f"cannot build a volume from the multi-frame image {header.member}: {exc}", src.path
+            f"cannot build a volume from the multi-frame image {header.member}: {' '.join(str(exc).split())}",
+            src.path,
         ) from exc
     return from_highdicom(hvol)
+
+
+def _read_stack(src: FileSource, stack: Stack, path: Path, dtype: Any) -> tuple[Volume, dict[str, Any]]:
+    """Pixels of the chosen stack as a volume, plus the tilt description (or ``{}``)."""
+    if stack.multiframe:
+        vol = _read_multiframe(src, stack.first)
+        return vol.with_array(vol.array.astype(dtype, copy=False)), {}
+    geo = stack.geometry
+    assert geo is not None  # single-frame stacks always carry their geometry
+    h0 = geo.slices[0]
+    shape = (len(geo.slices), h0.rows, h0.columns)
+    array = np.empty(shape, dtype=np.float32 if geo.lateral_mm is not None else dtype)
+    for k, h in enumerate(progress(geo.slices, desc="DICOM slices")):
+        array[k] = _read_pixels(src, h, path)
+    if geo.lateral_mm is None:
+        return Volume(array, geo.spacing, geo.origin, geo.direction), {}
+    grid = tilt_grid(geo, h0.rows, h0.columns)
+    resampled = resample_tilted(array, grid, dtype=dtype)
+    return Volume(resampled, geo.spacing, grid.origin, geo.direction), grid.to_metadata()
 
 
 def read_dicom_series(
     path: str | Path,
     *,
-    series_instance_uid: str | None = None,
+    series: str | None = None,
     subfolder: str | None = None,
     dtype: Any = np.float32,
 ) -> Volume:
-    """Read one DICOM image series (folder, searched recursively, or ``.zip``) as a volume.
+    """Read one DICOM image stack (folder searched recursively, ``.zip`` or DICOMDIR) as a volume.
 
-    Files are recognised by their DICOM preamble whatever their name; other files are skipped.
-    When several series are present the CT series with the most slices is used (INFO log
-    naming it and the skipped ones) unless ``series_instance_uid`` picks one.
+    Files are recognised by their DICOM preamble whatever their name. The stack is chosen by the
+    rules of :mod:`liverseg.io.dicom_select` (files left out are logged as WARNINGs and listed in
+    the metadata) unless ``series`` names one.
 
     Args:
-        path: folder or zip archive.
-        series_instance_uid: read this series instead of choosing automatically.
+        path: folder, zip archive or DICOMDIR file.
+        series: a SeriesInstanceUID, SeriesNumber or stack id (``liverseg dicom ls``) to read.
         subfolder: only consider files under this relative folder / zip member prefix
             (e.g. ``"MASKS_DICOM/liver"`` inside a 3D-IRCADb masks zip).
         dtype: output dtype (default float32).
 
     Returns:
         Volume, array ``(z, y, x)`` = stored value * RescaleSlope + RescaleIntercept (HU for CT),
-        ordered along the slice normal; ``metadata["source"]`` and ``metadata["dicom"]`` (series /
-        study / frame-of-reference UIDs, ``sop_instance_uids``, ``instance_numbers`` and ``files``
-        in slice order, ``identity`` (:func:`~liverseg.io.dicom_identity.identity_from_dataset`),
-        ``dropped_files``, ``modality``, ``patient_id``, ``container`` ("folder"/"zip"), ...).
+        ordered along the slice normal (a gantry-tilted stack resampled onto a regular grid);
+        ``metadata["source"]`` and ``metadata["dicom"]``: series / study / frame-of-reference UIDs,
+        ``sop_instance_uids``, ``instance_numbers`` and ``files`` in slice order, ``identity``
+        (:func:`~liverseg.io.dicom_identity.identity_from_dataset`), ``dropped_files``, ``modality``,
+        ``patient_id``, ``container`` (``folder``/``zip``/``dicomdir``), ``selection`` (the chosen
+        stack, alternatives, skipped files: :meth:`Selection.to_dict`), ``tilt`` (``None`` or
+        the resampling, see :class:`~liverseg.io.dicom_tilt.TiltGrid`) and ``warnings``.
 
     Raises:
-        InputError: missing path, empty folder, no DICOM images, single slice, inconsistent or
-            gapped series, undecodable pixel data.
+        InputError: missing path, empty folder, no DICOM images, no regular stack (the reason:
+            single slice, gap, duplicates, ...), unknown ``series``, undecodable pixel data.
     """
     path = Path(path)
     with FileSource(path) as src:
-        groups = _group(_scan(src, subfolder))
-        uid = _select(groups, series_instance_uid, path)
-        headers = groups[uid]
-        if any(h.number_of_frames > 1 for h in headers):
-            if len(headers) > 1:
-                raise InputError(
-                    f"expected one multi-frame image or single-frame slices, got {len(headers)} "
-                    "multi-frame objects in one series",
-                    path,
-                )
-            vol = _read_multiframe(src, headers[0])
-            geometry_slices: Sequence[SliceHeader] = headers
-            dropped: Sequence[SliceHeader] = ()
-            array = vol.array.astype(dtype, copy=False)
-            spacing, origin, direction = vol.spacing, vol.origin, vol.direction
-        else:
-            geo = order_slices(headers, str(path))
-            geometry_slices, dropped = geo.slices, geo.dropped
-            spacing, origin, direction = geo.spacing, geo.origin, geo.direction
-            h0 = geo.slices[0]
-            array = np.empty((len(geo.slices), h0.rows, h0.columns), dtype=dtype)
-            for k, h in enumerate(progress(geo.slices, desc="DICOM slices")):
-                array[k] = _read_pixels(src, h, path)
-        with src.open_header(geometry_slices[0].member) as fh:
+        sel = _select(src, subfolder, series)
+        stack = sel.chosen
+        vol, tilt = _read_stack(src, stack, path, dtype)
+        kind = src.kind
+        with src.open_header(stack.first.member) as fh:
             identity = identity_from_dataset(pydicom.dcmread(fh, stop_before_pixels=True))
-    h0 = geometry_slices[0]
+    warnings = sel.warnings()
+    if tilt:
+        warnings.append(describe_tilt(tilt["tilt_deg"], tilt["shape_yx"]))
+    for w in warnings:
+        log.warning("%s: %s", path, w)
+    h0 = stack.first
     dicom_meta = {
-        "series_instance_uid": uid,
+        "series_instance_uid": stack.series_instance_uid,
         "study_instance_uid": h0.study_instance_uid,
         "frame_of_reference_uid": h0.frame_of_reference_uid,
-        "sop_instance_uids": [h.sop_instance_uid for h in geometry_slices],
-        "instance_numbers": [h.instance_number for h in geometry_slices],
-        "files": [h.member for h in geometry_slices],
-        "dropped_files": [h.member for h in dropped],
+        "sop_instance_uids": [h.sop_instance_uid for h in stack.headers],
+        "instance_numbers": [h.instance_number for h in stack.headers],
+        "files": [h.member for h in stack.headers],
+        "dropped_files": [s.member for s in sel.dropped],
         "modality": h0.modality,
         "patient_id": h0.patient_id,
         "series_number": h0.series_number,
         "series_description": h0.series_description,
         "slice_thickness_mm": h0.slice_thickness,
         "transfer_syntax_uid": h0.transfer_syntax_uid,
-        "container": src.kind,
-        "n_series_found": len(groups),
+        "container": kind,
+        "n_series_found": len({s.series_instance_uid for s in sel.ranked}),
+        "stack_id": stack.stack_id,
+        "selection": sel.to_dict(),
+        "tilt": tilt or None,
+        "warnings": warnings,
         "identity": identity,
     }
-    log.debug("%s: read %d slices %s, spacing %s mm", path, array.shape[0], array.shape, spacing)
-    return Volume(array, spacing, origin, direction, {"source": str(path), "dicom": dicom_meta})
+    log.debug("%s: read %d slices %s, spacing %s mm", path, vol.shape[0], vol.shape, vol.spacing)
+    return Volume(
+        vol.array, vol.spacing, vol.origin, vol.direction, {"source": str(path), "dicom": dicom_meta}
+    )
 
 
 def _read_pixels(src: FileSource, h: SliceHeader, path: Path) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 from liverseg.errors import InputError
 from liverseg.io.volume import Volume
 
-__all__ = ["LABELS", "binary_mask_to_label", "check_label_map"]
+__all__ = ["LABELS", "binary_mask_to_label", "check_label_map", "decode_confidence", "encode_confidence"]
 
 #: label value -> name, the contract of every label map in the package
 LABELS: dict[int, str] = {0: "background", 1: "liver", 2: "tumor"}
@@ -78,3 +78,19 @@ def binary_mask_to_label(volume: Volume, label: int = 1) -> Volume:
     if label not in (1, 2):
         raise InputError(f"expected label 1 (liver) or 2 (tumor), got {label}")
     return volume.with_array(np.where(volume.array != 0, np.uint8(label), np.uint8(0)))
+
+
+def encode_confidence(confidence: float) -> int:
+    """A lesion confidence in [0, 1] as a byte 1..255 of a *confidence map* (0: no candidate there).
+
+    A confidence map is a uint8 volume beside a label map: every voxel of a listed lesion
+    candidate holds its encoded confidence (step 1/254), every other voxel 0. One byte per voxel,
+    like the label map itself.
+    """
+    return round(float(np.clip(confidence, 0.0, 1.0)) * 254.0) + 1
+
+
+def decode_confidence(code: np.ndarray | int) -> np.ndarray:
+    """Inverse of :func:`encode_confidence`: confidences in [0, 1], NaN where the code is 0."""
+    c = np.asarray(code, dtype=np.float64)
+    return np.where(c > 0, (c - 1.0) / 254.0, np.nan)

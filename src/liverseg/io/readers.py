@@ -3,8 +3,9 @@
 Dispatch is by what the path *is*, not only by its name:
 
 * a folder, or a zip archive (by its magic bytes)        -> DICOM series
-* a file with the DICOM preamble (``DICM`` at byte 128)  -> DICOM-SEG (labels) or an error
-  explaining that a single slice is not a volume
+* a file with the DICOM preamble (``DICM`` at byte 128)  -> a DICOMDIR (the export it lists),
+  a DICOM-SEG (labels), an enhanced multi-frame image, or an error explaining that a single
+  slice is not a volume
 * ``.nii``/``.nii.gz``/``.nrrd``/``.nhdr``/``.mha``/``.mhd`` -> SimpleITK
 * 2D picture formats (PNG, JPEG, ...) and anything else  -> :class:`InputError`
 """
@@ -21,7 +22,7 @@ import numpy as np
 from liverseg.errors import InputError
 from liverseg.io.itk_files import ITK_READ_SUFFIXES, read_itk_file, suffix_of, write_itk_file
 from liverseg.io.labels import check_label_map
-from liverseg.io.sources import is_dicom_file
+from liverseg.io.sources import DICOMDIR_SOP_CLASS, is_dicom_file
 from liverseg.io.volume import Volume
 
 __all__ = ["read_volume", "write_volume"]
@@ -30,10 +31,10 @@ log = logging.getLogger(__name__)
 
 _PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
 _SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
-_SUPPORTED = ".nii, .nii.gz, .nrrd, .mha, .mhd, a DICOM series folder or .zip, a DICOM-SEG file (labels)"
+_SUPPORTED = ".nii, .nii.gz, .nrrd, .mha, .mhd, a DICOM folder, .zip or DICOMDIR, a DICOM-SEG file (labels)"
 
 
-def _read_dicom_file(path: Path, kind: str, reference: Volume | None) -> Volume:
+def _read_dicom_file(path: Path, kind: str, reference: Volume | None, series: str | None) -> Volume:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -41,6 +42,11 @@ def _read_dicom_file(path: Path, kind: str, reference: Volume | None) -> Volume:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
     except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
         raise InputError(f"unreadable DICOM file ({type(exc).__name__}: {exc})", path) from exc
+    media_class = str(getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", ""))
+    if DICOMDIR_SOP_CLASS in (media_class, str(ds.get("SOPClassUID", ""))):
+        from liverseg.io.dicom_series import read_dicom_series
+
+        return read_dicom_series(path, series=series)
     if str(ds.get("SOPClassUID", "")) == _SEG_SOP_CLASS:
         if kind != "label":
             raise InputError(
@@ -53,7 +59,7 @@ def _read_dicom_file(path: Path, kind: str, reference: Volume | None) -> Volume:
     if frames > 1:
         from liverseg.io.dicom_series import read_dicom_series
 
-        return read_dicom_series(path.parent, series_instance_uid=str(ds.get("SeriesInstanceUID")))
+        return read_dicom_series(path.parent, series=str(ds.get("SeriesInstanceUID")))
     raise InputError(
         "expected a 3D CT volume, got a single DICOM slice; give the folder (or .zip) holding the "
         "whole series",
@@ -67,6 +73,7 @@ def read_volume(
     kind: Literal["image", "label"] = "image",
     allow_binary_255: bool = False,
     reference: Volume | None = None,
+    series: str | None = None,
 ) -> Volume:
     """Read a CT image or label map from any supported format.
 
@@ -77,6 +84,8 @@ def read_volume(
             in {0, 1, 2} (checked, see :func:`check_label_map`).
         allow_binary_255: for labels, accept a 0/255 binary mask unchanged (the caller maps 255).
         reference: for DICOM-SEG, the image whose grid the labels are placed on.
+        series: for DICOM input, the series to read (SeriesInstanceUID, SeriesNumber or stack id
+            of ``liverseg dicom ls``) instead of the automatic choice.
 
     Returns:
         Volume with array ``(z, y, x)``, spacing mm ``(z, y, x)``, LPS origin and direction;
@@ -84,7 +93,8 @@ def read_volume(
 
     Raises:
         InputError: the path does not exist, is empty, corrupt/truncated, 2D or 4D, of an
-            unknown format, or (labels) holds values outside {0, 1, 2}.
+            unknown format, or (labels) holds values outside {0, 1, 2}; ``series`` given for a
+            non-DICOM input.
     """
     if kind not in ("image", "label"):
         raise InputError(f"expected kind 'image' or 'label', got {kind!r}")
@@ -93,12 +103,16 @@ def read_volume(
         raise InputError(f"does not exist; expected {_SUPPORTED}", path)
     suffix = suffix_of(path)
     if path.is_file() and is_dicom_file(path):
-        volume = _read_dicom_file(path, kind, reference)
+        volume = _read_dicom_file(path, kind, reference, series)
     elif path.is_dir() or (path.is_file() and suffix not in ITK_READ_SUFFIXES and zipfile.is_zipfile(path)):
         from liverseg.io.dicom_series import read_dicom_series
 
-        volume = read_dicom_series(path)
+        volume = read_dicom_series(path, series=series)
     elif suffix in ITK_READ_SUFFIXES:
+        if series is not None:
+            raise InputError(
+                f"a series ({series}) can only be chosen in DICOM input, got a {suffix} file", path
+            )
         volume = read_itk_file(path, kind=kind)
     elif suffix in _PICTURE_SUFFIXES:
         raise InputError(

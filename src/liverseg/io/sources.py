@@ -1,8 +1,10 @@
-"""Where DICOM files come from: a folder (searched recursively) or a ``.zip`` archive.
+"""Where DICOM files come from: a folder (searched recursively), a ``.zip`` archive or a DICOMDIR.
 
-Both are handled through :class:`FileSource`, which lists candidate members by a *relative*
-POSIX name (the file path relative to the folder, or the zip member name) and opens them as
-binary streams. Zip members are read in memory and never extracted, so member names such as
+All are handled through :class:`FileSource`, which lists candidate members by a *relative*
+POSIX name (the file path relative to the folder -- for a DICOMDIR, to the DICOMDIR's folder --
+or the zip member name) and opens them as binary streams. A DICOMDIR lists the files of a
+media export (CD, DVD, USB stick); pydicom's ``FileSet`` reads it and only the files it
+references are members (a referenced file that is missing is reported and left out). Zip members are read in memory and never extracted, so member names such as
 ``../../etc/passwd`` or ``/abs/path`` cannot write anywhere; they are skipped with a warning
 all the same, because a legitimate series never contains them.
 
@@ -22,7 +24,7 @@ from typing import BinaryIO
 
 from liverseg.errors import InputError
 
-__all__ = ["FileSource", "is_dicom_file", "is_dicom_stream"]
+__all__ = ["DICOMDIR_SOP_CLASS", "FileSource", "is_dicom_file", "is_dicom_stream", "is_dicomdir"]
 
 log = logging.getLogger(__name__)
 
@@ -55,27 +57,48 @@ def is_dicom_file(path: str | Path) -> bool:
         return False
 
 
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+
+
+def is_dicomdir(path: str | Path) -> bool:
+    """True when ``path`` is a DICOM file whose SOP class is the Media Storage Directory."""
+    if not is_dicom_file(path):
+        return False
+    import pydicom
+
+    try:
+        meta = pydicom.filereader.read_file_meta_info(path)
+    except Exception:  # malformed meta information: not a usable DICOMDIR
+        return False
+    return str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_SOP_CLASS
+
+
 class FileSource:
-    """A folder or zip archive holding (possibly) DICOM files.
+    """A folder, zip archive or DICOMDIR holding (possibly) DICOM files.
 
     Args:
-        path: an existing folder or ``.zip`` file.
+        path: an existing folder, ``.zip`` file or DICOMDIR file.
 
     Raises:
-        InputError: the path does not exist, is neither a folder nor a readable zip archive, or
-            holds no files at all.
+        InputError: the path does not exist, is neither a folder nor a readable zip archive nor
+            a DICOMDIR, or holds no files at all.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if not self.path.exists():
-            raise InputError("does not exist; expected a DICOM folder or .zip archive", self.path)
+            raise InputError("does not exist; expected a DICOM folder, .zip archive or DICOMDIR", self.path)
         self._zip: zipfile.ZipFile | None = None
+        self._root = self.path
         if self.path.is_dir():
             self.kind = "folder"
             self._members = sorted(
                 p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()
             )
+        elif self.path.is_file() and is_dicomdir(self.path):
+            self.kind = "dicomdir"
+            self._root = self.path.parent
+            self._members = self._dicomdir_members()
         elif zipfile.is_zipfile(self.path):
             self.kind = "zip"
             try:
@@ -85,12 +108,43 @@ class FileSource:
             self._members = sorted(self._safe_zip_members(self._zip))
         else:
             raise InputError(
-                "expected a DICOM series folder or a .zip archive of one, got a file that is neither",
+                "expected a DICOM series folder, a .zip archive or a DICOMDIR, got a file that is none of them",
                 self.path,
             )
         if not self._members:
-            what = "folder is empty" if self.kind == "folder" else "zip archive holds no files"
+            what = {
+                "folder": "folder is empty",
+                "zip": "zip archive holds no files",
+                "dicomdir": "DICOMDIR references no existing files",
+            }[self.kind]
             raise InputError(f"the {what}; expected DICOM slices", self.path)
+
+    def _dicomdir_members(self) -> list[str]:
+        from pydicom.fileset import FileSet
+
+        try:
+            fileset = FileSet(self.path)
+        except Exception as exc:  # pydicom raises several types for a malformed DICOMDIR
+            raise InputError(f"cannot read the DICOMDIR ({type(exc).__name__}: {exc})", self.path) from exc
+        members, missing = [], []
+        root = self._root.resolve()
+        for instance in fileset:
+            file = Path(instance.path).resolve()
+            if not file.is_relative_to(root):
+                log.warning("%s: skipping a DICOMDIR record outside its folder: %s", self.path, file)
+                continue
+            if file.is_file():
+                members.append(file.relative_to(root).as_posix())
+            else:
+                missing.append(file.relative_to(root).as_posix())
+        if missing:
+            log.warning(
+                "%s: %d file(s) listed in the DICOMDIR are missing (e.g. %s)",
+                self.path,
+                len(missing),
+                ", ".join(missing[:3]),
+            )
+        return sorted(set(members))
 
     def _safe_zip_members(self, zf: zipfile.ZipFile) -> Iterator[str]:
         for info in zf.infolist():
@@ -124,7 +178,7 @@ class FileSource:
             with self._zip.open(member) as fh:
                 yield io.BytesIO(fh.read())
         else:
-            with open(self.path / member, "rb") as fh:
+            with open(self._root / member, "rb") as fh:
                 yield fh
 
     @contextlib.contextmanager
@@ -138,7 +192,7 @@ class FileSource:
             with self._zip.open(member) as fh:
                 yield fh  # ZipExtFile: seekable (Python >= 3.7), forward reads are cheap
         else:
-            with open(self.path / member, "rb") as fh:
+            with open(self._root / member, "rb") as fh:
                 yield fh
 
     def is_dicom(self, member: str) -> bool:

@@ -94,6 +94,11 @@ def _pct(new: float, old: float) -> float | None:
     return None if old == 0 else round(100.0 * (new - old) / old, 1)
 
 
+def confirmed_lesions(report: dict) -> list[dict]:
+    """The report's lesions without the ``possible`` ones (reports before schema 1.1 have none)."""
+    return [les for les in report["lesions"] if not les.get("possible", False)]
+
+
 def compare_reports(baseline: dict, followup: dict, *, max_distance_mm: float = 20.0) -> dict:
     """Compare a follow-up report with its baseline (see the module docstring).
 
@@ -119,11 +124,12 @@ def compare_reports(baseline: dict, followup: dict, *, max_distance_mm: float = 
     else:
         warnings.append("a liver centroid is missing: lesions were matched without aligning the livers")
         f_aligned = f_pts
+    # possible lesions (below the model's confirmation threshold) take no part: only confirmed
+    # lesions are paired, summed and counted as new (their centroids likewise)
     b_all, f_all = baseline["lesions"], followup["lesions"]
-    b_les = [les for les in b_all if not les.get("possible")]
-    f_les = [les for les in f_all if not les.get("possible")]
-    b_pts = b_pts[[i for i, les in enumerate(b_all) if not les.get("possible")]]
-    f_aligned = f_aligned[[i for i, les in enumerate(f_all) if not les.get("possible")]]
+    b_les, f_les = confirmed_lesions(baseline), confirmed_lesions(followup)
+    b_pts = b_pts[[i for i, les in enumerate(b_all) if not les.get("possible", False)]]
+    f_aligned = f_aligned[[i for i, les in enumerate(f_all) if not les.get("possible", False)]]
     pairs: list[tuple[int, int, float]] = []
     if len(b_les) and len(f_les):
         dist = np.linalg.norm(b_pts[:, None, :] - f_aligned[None, :, :], axis=2)

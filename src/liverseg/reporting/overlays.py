@@ -190,13 +190,15 @@ def overlay_images(
 ) -> list[tuple[str, bytes]]:
     """``[("overview.png", png), ("lesion_01.png", png), ...]`` for a scan and its report.
 
-    Lesion pictures: the :data:`MAX_LESION_PICTURES` largest lesions (lowest ids) only.
+    Lesion pictures: the :data:`MAX_LESION_PICTURES` largest confirmed lesions (lowest ids) only;
+    possible lesions (not label 2 in ``labels``) are listed in the report, not pictured.
 
     Raises:
         InputError: the report's lesions do not belong to ``labels`` (different lesion count).
     """
     scan = scan or canonical_scan(image, labels)
-    lesions = report.get("lesions", [])
+    all_lesions = report.get("lesions", [])
+    lesions = [les for les in all_lesions if not les.get("possible", False)]
     if len(lesions) != scan.n_lesions:
         raise InputError(
             f"the report lists {len(lesions)} lesion(s) but the label map has "
@@ -204,7 +206,7 @@ def overlay_images(
         )
     images = [("overview.png", render_overview_png(scan, report))]
     for lesion in sorted(lesions, key=lambda les: les["id"])[:MAX_LESION_PICTURES]:
-        images.append((lesion_picture_name(lesion["id"], len(lesions)), render_lesion_png(scan, lesion)))
+        images.append((lesion_picture_name(lesion["id"], len(all_lesions)), render_lesion_png(scan, lesion)))
     return images
 
 

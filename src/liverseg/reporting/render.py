@@ -44,6 +44,15 @@ def _img(name: str, data: bytes, alt: str) -> str:
     return f'<img src="data:image/png;base64,{b64}" alt="{_e(alt)}" data-name="{_e(name)}">'
 
 
+def _confidence(lesion: dict) -> str:
+    """The confidence cell: the model's probability, and a visible flag for possible lesions."""
+    conf = lesion.get("confidence")
+    text = "n/a" if conf is None else f"{100 * float(conf):.0f} %"
+    if lesion.get("possible"):
+        return f"<strong>possible false positive</strong> ({text}; not counted)"
+    return text
+
+
 def _rows(pairs: list[tuple[str, str]]) -> str:
     return "".join(f'<tr><th class="t">{_e(k)}</th><td class="t">{v}</td></tr>' for k, v in pairs)
 
@@ -82,12 +91,6 @@ def _largest_cell(les: dict[str, Any]) -> str:
     return f"{_e(les['largest_slice_number'])} (z {_num(les.get('largest_slice_z_mm'))} mm)"
 
 
-def _confidence_cell(les: dict[str, Any]) -> str:
-    conf = les.get("confidence")
-    text = "n/a" if conf is None else f"{float(conf):.2f}"
-    return text + (" <strong>possible false positive</strong>" if les.get("possible") else "")
-
-
 def _title(report: dict[str, Any]) -> str:
     ident = report.get("input", {}).get("identity") or {}
     parts = [ident.get("label"), ident.get("patient_id"), ident.get("study_date")]
@@ -121,8 +124,12 @@ def render_html(report: dict[str, Any], image: Volume, labels: Volume) -> str:
             ("Tumor burden", f"{_num(report.get('tumor_burden_percent'), '{:.2f}')} % of the liver"),
             ("Lesions", _e(report.get("lesion_count"))),
             (
+                "Possible lesions (low model confidence, not counted)",
+                _e(report.get("possible_lesion_count", 0)),
+            ),
+            (
                 "RECIST-measurable lesions (>= 10 mm)",
-                _e(sum(bool(les["recist_measurable"]) for les in lesions)),
+                _e(sum(bool(les["recist_measurable"]) for les in lesions if not les.get("possible"))),
             ),
             ("Model", f"{_e(model.get('name'))} {_e(model.get('version'))}"),
             ("Runtime", f"{_num(total_s)} s"),
@@ -144,7 +151,7 @@ def render_html(report: dict[str, Any], image: Volume, labels: Volume) -> str:
         f"<td>{_num(les['longest_axial_diameter_mm'])}</td><td>{_num(les['short_axis_mm'])}</td>"
         f"<td>{'yes' if les['recist_measurable'] else 'no'}</td><td class='t'>{_e(les['location']['description'])}</td>"
         f"<td>{_slice_cell(les)}</td><td>{_largest_cell(les)}</td>"
-        f"<td>{_num(les['mean_hu'], '{:.0f}')}</td><td>{_confidence_cell(les)}</td></tr>"
+        f"<td>{_num(les['mean_hu'], '{:.0f}')}</td><td>{_confidence(les)}</td></tr>"
         for les in lesions
     )
     names = {les["id"]: lesion_picture_name(les["id"], len(lesions)) for les in lesions}

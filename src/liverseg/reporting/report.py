@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from liverseg import __version__
 from liverseg.errors import OutputError
+from liverseg.io.labels import decode_confidence
 from liverseg.io.volume import Volume
 from liverseg.reporting.measure import canonical_scan, measure_lesions
 from liverseg.reporting.position import LOCATION_METHOD, slice_numbering
@@ -115,6 +117,36 @@ def _json_ready(obj: Any) -> Any:
     return obj
 
 
+def _lesion_confidence(
+    image: Volume, labels: Volume, scan: Any, lesions: list[dict], confidence: Volume | None
+) -> list[dict]:
+    """Set ``confidence``/``possible`` on ``lesions`` (in place); return the possible lesions."""
+    for les in lesions:
+        les["confidence"], les["possible"] = None, False
+    if confidence is None:
+        return []
+    labels.require_same_grid(confidence, what="lesion confidence map")
+    codes = scan.reorientation.to_canonical_array(np.asarray(confidence.array))
+    if scan.n_lesions:
+        best = ndimage.maximum(codes, labels=scan.lesion_ids, index=np.arange(1, scan.n_lesions + 1))
+        for les, code in zip(lesions, np.atleast_1d(best), strict=True):
+            les["confidence"] = round(float(decode_confidence(code)), 3) if code > 0 else None
+    lab = np.asarray(labels.array)
+    cand = (np.asarray(confidence.array) > 0) & (lab != 2)
+    if not cand.any():
+        return []
+    possible_map = np.where(lab == 2, 1, lab).astype(np.uint8)
+    possible_map[cand] = 2
+    pscan = canonical_scan(image, labels.with_array(possible_map))
+    possible = measure_lesions(image, labels.with_array(possible_map), scan=pscan)
+    best = ndimage.maximum(codes, labels=pscan.lesion_ids, index=np.arange(1, pscan.n_lesions + 1))
+    for les, code in zip(possible, np.atleast_1d(best), strict=True):
+        les["id"] += len(lesions)
+        les["confidence"] = round(float(decode_confidence(code)), 3)
+        les["possible"] = True
+    return possible
+
+
 def build_report(
     image: Volume,
     labels: Volume,
@@ -123,6 +155,7 @@ def build_report(
     timings_s: dict,
     input_info: dict,
     warnings: list[str],
+    lesion_confidence: Volume | None = None,
 ) -> dict:
     """Build the report of one scan (see ``report.schema.json`` and docs/contracts.md).
 
@@ -135,6 +168,11 @@ def build_report(
             to its file name so reports do not leak folder names. ``identity`` (patient ID,
             accession number, study date, series description, label) is copied as given.
         warnings: messages for the reader; "no liver found" is added when it applies.
+        lesion_confidence: the model's confidence map (:func:`liverseg.io.labels.decode_confidence`)
+            on the labels' grid, or None for a model without a lesion model. With it, every lesion
+            carries its ``confidence``, and candidates below the model's confirmation threshold
+            (liver in ``labels``) are listed after the confirmed lesions as ``possible: true``,
+            measured the same way but left out of the tumor volume, burden and lesion count.
     Returns:
         the report dict (JSON-serialisable, validated).
     """
@@ -142,6 +180,8 @@ def build_report(
     liver = scan.liver
     numbering = slice_numbering(scan, image.metadata)
     lesions = measure_lesions(image, labels, scan=scan, numbering=numbering)
+    lesions += _lesion_confidence(image, labels, scan, lesions, lesion_confidence)
+    confirmed = [les for les in lesions if not les["possible"]]
     tumor_ml = float(np.count_nonzero(labels.array == 2)) * labels.voxel_volume_ml
     liver_ml = float(liver["volume_ml"])
     warnings = [str(w) for w in warnings]
@@ -161,7 +201,8 @@ def build_report(
         "liver_volume_ml": round(liver_ml, 3),
         "tumor_volume_ml": round(tumor_ml, 3),
         "tumor_burden_percent": round(100.0 * tumor_ml / liver_ml, 3) if liver_ml > 0 else 0.0,
-        "lesion_count": len(lesions),
+        "lesion_count": len(confirmed),
+        "possible_lesion_count": len(lesions) - len(confirmed),
         "liver_centroid_lps_mm": None
         if liver["centroid_lps_mm"] is None
         else [round(v, 2) for v in liver["centroid_lps_mm"]],

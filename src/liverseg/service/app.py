@@ -114,6 +114,7 @@ def create_app(config: ServiceConfig, database: Database | None = None) -> FastA
         routes_admin,
         routes_auth,
         routes_lifecycle,
+        routes_pacs,
         routes_pages,
         routes_problems,
         routes_studies,
@@ -174,6 +175,7 @@ def create_app(config: ServiceConfig, database: Database | None = None) -> FastA
         routes_problems,
         routes_viewer,
         routes_admin,
+        routes_pacs,
         routes_pages,
     ):
         app.include_router(module.router)

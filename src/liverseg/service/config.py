@@ -1,12 +1,18 @@
 """Service settings: one frozen dataclass built by ``liverseg serve`` / ``liverseg users``.
 
-All sizes are in bytes and all durations in seconds. No setting is read from the environment.
+All sizes are in bytes and all durations in seconds. No setting is read from the environment,
+except the PACS credentials, which ``liverseg serve`` loads from the environment or a PACS config
+file (:func:`liverseg.pacs.load_pacs_config`) so that they never appear on its command line.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from liverseg.pacs.config import PacsConfig
 
 __all__ = ["DEFAULT_DATA_DIR", "ServiceConfig", "UploadLimits", "default_db_url"]
 
@@ -50,6 +56,7 @@ class ServiceConfig:
         segmenter: ``"module:function"`` replacing :func:`liverseg.service.jobs.run_job_segmentation`
             (integration tests use a fast fake); ``None`` runs the real pipeline.
         viewer_cache_studies: how many studies' viewer descriptions one process keeps in memory.
+        pacs: the DICOMweb PACS studies can be imported from (``None``: no PACS import).
         deidentify: store pseudonyms (keyed hash) instead of patient IDs and accession numbers
             in the database, the pages and the reports (:mod:`liverseg.service.identity`).
         retention_days: studies older than this are deleted (files and rows, audited) by
@@ -71,6 +78,7 @@ class ServiceConfig:
     max_attempts: int = 3
     segmenter: str | None = None
     viewer_cache_studies: int = 8
+    pacs: PacsConfig | None = None
     deidentify: bool = False
     retention_days: float | None = None
     gate: str | None = None

@@ -25,7 +25,15 @@ from urllib.parse import unquote
 
 from liverseg.errors import InputError
 
-__all__ = ["KEY_FILE", "merge_identity", "parse_user_date", "pseudonym", "pseudonymise", "service_key"]
+__all__ = [
+    "KEY_FILE",
+    "merge_identity",
+    "parse_user_date",
+    "pseudonym",
+    "pseudonymise",
+    "service_key",
+    "study_identity",
+]
 
 KEY_FILE = "secret.key"
 MAX_ID_CHARS = 128
@@ -92,3 +100,20 @@ def merge_identity(from_dicom: dict[str, Any] | None, user: dict[str, Any]) -> d
         if value is not None and not merged.get(key):
             merged[key] = value
     return merged
+
+
+def study_identity(from_dicom: dict[str, Any] | None, user: dict[str, Any], config: Any) -> dict[str, Any]:
+    """The identity columns of a new study: the DICOM header's identity (``YYYY-MM-DD`` dates),
+    the user's entries where it has none, pseudonymised when ``config.deidentify``."""
+    identity = merge_identity(from_dicom, user)
+    if isinstance(identity.get("study_date"), str):
+        identity["study_date"] = _dt.date.fromisoformat(identity["study_date"])
+    if config.deidentify:
+        identity = pseudonymise(identity, service_key(config.data_dir))
+    return {
+        "patient_id": identity.get("patient_id"),
+        "accession_number": identity.get("accession_number"),
+        "study_date": identity.get("study_date"),
+        "series_description": (identity.get("series_description") or "")[:200] or None,
+        "deidentified": bool(identity.get("deidentified")),
+    }

@@ -53,9 +53,10 @@ def run_job_segmentation(
 ) -> dict[str, Any]:
     """Segment one study with the real pipeline (:func:`liverseg.inference.run_segment`).
 
-    Writes ``labels.nii.gz``, ``report.json``, ``report.html`` (and ``seg.dcm`` for DICOM input)
-    into ``out_dir`` and returns the report dict (docs/contracts.md, "Reporting"). ``identity``
-    (the study's stored identity, pseudonymised under ``--deidentify``) goes into both reports.
+    Writes ``labels.nii.gz``, ``report.json``, ``report.html`` (and for DICOM input ``seg.dcm`` and
+    ``sr.dcm``, the TID 1500 structured report) into ``out_dir`` and returns the report dict
+    (docs/contracts.md, "Reporting"). ``identity`` (the study's stored identity, pseudonymised
+    under ``--deidentify``) goes into both reports.
     """
     from liverseg.inference import SegmentOptions, run_segment
 
@@ -65,6 +66,7 @@ def run_job_segmentation(
         report_json=out_dir / "report.json",
         html=out_dir / "report.html",
         dicom_seg=(out_dir / "seg.dcm") if dicom_input else None,
+        dicom_sr=(out_dir / "sr.dcm") if dicom_input else None,
         options=SegmentOptions(model=model),
         progress=progress,
         identity=identity,

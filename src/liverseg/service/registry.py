@@ -78,6 +78,10 @@ def sync_shipped_models(database: Database) -> None:
                 select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == version)
             )
             if row is not None:
+                if row.source == "shipped" and row.path != f"{name}@{version}":
+                    # registries written before versioned shipped models stored the bare name,
+                    # which now resolves to that name's default version
+                    row.path = f"{name}@{version}"
                 continue
             info = json.loads(
                 json.dumps({k: v for k, v in m.items() if k not in ("card", "validation")}, default=str)
@@ -87,7 +91,7 @@ def sync_shipped_models(database: Database) -> None:
                 name=name,
                 version=version,
                 source="shipped",
-                path=name,
+                path=f"{name}@{version}",
                 status="candidate",
                 card=str(m.get("card") or ""),
                 metrics=dict(m.get("validation") or {}),

@@ -28,7 +28,10 @@ def _page(request: Request, template: str, auth: Auth, **context: object) -> Res
 
 @router.get("/", response_class=HTMLResponse)
 def studies_page(request: Request, auth: Auth = Depends(current_user)) -> Response:
-    return _page(request, "studies.html", auth, title="Studies")
+    pacs = request.app.state.config.pacs
+    return _page(
+        request, "studies.html", auth, title="Studies", pacs=pacs.describe() if pacs is not None else None
+    )
 
 
 @router.get("/studies/{study_id}", response_class=HTMLResponse)

@@ -27,7 +27,7 @@ from liverseg.service.auth import audit
 from liverseg.service.compare import check_follow_up, compare_study_reports
 from liverseg.service.db import Job, Study, User, utcnow
 from liverseg.service.deps import Auth, binary_body, client_ip, current_user, get_db, owned_study
-from liverseg.service.identity import clean_text, merge_identity, parse_user_date, pseudonymise, service_key
+from liverseg.service.identity import clean_text, parse_user_date, study_identity
 from liverseg.service.jobs import enqueue, read_report
 from liverseg.service.progress import describe, job_progress
 from liverseg.service.storage import fsync_dir, save_stream, sniff_kind, validate_dicom_zip, validate_nifti
@@ -40,6 +40,7 @@ DOWNLOADS = {
     "report.json": "application/json",
     "report.html": "text/html",
     "seg.dcm": "application/dicom",
+    "sr.dcm": "application/dicom",
 }
 _INPUT_NAMES = {"nifti-gz": "input.nii.gz", "nifti": "input.nii", "zip": "input.zip"}
 
@@ -190,11 +191,6 @@ async def upload_study(
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    if from_dicom and from_dicom.get("study_date"):
-        from_dicom["study_date"] = _dt.date.fromisoformat(from_dicom["study_date"])
-    identity = merge_identity(from_dicom, user_identity)
-    if cfg.deidentify:
-        identity = pseudonymise(identity, service_key(cfg.data_dir))
     study = Study(
         id=study_id,
         owner_id=auth.user.id,
@@ -205,11 +201,7 @@ async def upload_study(
         input_bytes=stored.size,
         status="queued",
         created_at=utcnow(),
-        patient_id=identity.get("patient_id"),
-        accession_number=identity.get("accession_number"),
-        study_date=identity.get("study_date"),
-        series_description=(identity.get("series_description") or "")[:200] or None,
-        deidentified=bool(identity.get("deidentified")),
+        **study_identity(from_dicom, user_identity, cfg),
     )
     db.add(study)
     db.flush()
@@ -261,7 +253,8 @@ def download(
     auth: Auth = Depends(current_user),
     db: Session = Depends(get_db),
 ) -> FileResponse:
-    """Download a result: labels.nii.gz, report.json, report.html or seg.dcm (DICOM input)."""
+    """Download a result: labels.nii.gz, report.json, report.html, or for DICOM input seg.dcm (DICOM-SEG)
+    and sr.dcm (TID 1500 structured report)."""
     if name not in DOWNLOADS:
         raise HTTPException(
             status_code=404, detail=f"file must be one of {', '.join(DOWNLOADS)}, got {name!r}"

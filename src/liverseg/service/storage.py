@@ -3,8 +3,8 @@
 Layout under the data dir::
 
     studies/<study_id>/input.nii.gz | input.nii | input.zip      the upload, as received
-    studies/<study_id>/output/labels.nii.gz, report.json, report.html, seg.dcm
-    studies/<study_id>/output/viewer/ct.nii, labels.nii, lesions.npz, viewer.json   viewer cache
+    studies/<study_id>/output/labels.nii.gz, report.json, report.html, seg.dcm, sr.dcm
+    studies/<study_id>/output/viewer/ct.nii.gz, labels.nii.gz, lesions.npz, viewer.json   viewer cache
     corrections/<problem_id>.nii.gz | <problem_id>.painted.nii.gz    corrected label maps
     models/<sha256>.pt | models/<sha256>/                             registered models
     secret.key                                                        pseudonym key (--deidentify)

@@ -1,7 +1,9 @@
 """On-the-fly augmentation of 2.5D training samples, identical for image and label.
 
-Order (fixed): synthetic lesions in HU (``liverseg.augment.lesions``, optional) -> window to
-``[0, 1]`` with the stage spec -> spatial (affine rotation/scaling, elastic, flips; labels nearest)
+Order (fixed): synthetic lesions in HU (``liverseg.augment.lesions``, optional) -> scanner, phase
+and export variation in HU (``liverseg.augment.scanner``: contrast phase, thick slices, sharp
+kernel, and for full-quality cases only the slice-export round trip) -> window to ``[0, 1]`` with
+the stage spec -> spatial (affine rotation/scaling, elastic, flips; labels nearest)
 -> simulated low resolution (down- then up-sampling) -> intensity (brightness, contrast, gamma,
 noise, blur). Spatial and intensity steps are MONAI dictionary transforms; their random state is
 re-seeded from the sample's own generator, so a sample is a pure function of ``(seed, epoch, i)``.
@@ -16,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from liverseg.augment.scanner import sharpen, simulate_phase, simulate_slice_export, simulate_thick_slices
 from liverseg.errors import ConfigError
 from liverseg.training.config import AugmentConfig
 from liverseg.training.slabs import StageSpec, normalise_slab
@@ -55,8 +58,28 @@ def lesion_transform(params: dict[str, Any]) -> LesionFn:
         raise ConfigError(f"augment.synthetic_lesions.params: {exc}") from exc
 
 
+def scanner_variation(
+    slab_hu: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, *, full_quality: bool
+) -> np.ndarray:
+    """The HU-domain steps of :mod:`liverseg.augment.scanner`, each with its ``p_*`` (fixed draws)."""
+    u = rng.random(4)
+    gain, offset = rng.uniform(*cfg.phase_gain), rng.uniform(*cfg.phase_offset_hu)
+    sigma, amount = rng.uniform(*cfg.thick_sigma), rng.uniform(*cfg.sharpen_amount)
+    quality = int(rng.integers(cfg.export_quality[0], cfg.export_quality[1] + 1))
+    x = np.asarray(slab_hu, dtype=np.float32)
+    if u[0] < cfg.p_phase:
+        x = simulate_phase(x, float(gain), float(offset))
+    if u[1] < cfg.p_thick:
+        x = simulate_thick_slices(x, float(sigma))
+    if u[2] < cfg.p_sharpen:
+        x = sharpen(x, float(amount))
+    if full_quality and u[3] < cfg.p_export:
+        x = simulate_slice_export(x, cfg.export_window_hu, quality)
+    return x
+
+
 class Augmenter:
-    """Callable ``(slab_hu (C,H,W), label (H,W), spacing_zyx, rng) -> (image [0,1] (C,H,W), label)``."""
+    """Callable ``(slab_hu (C,H,W), label (H,W), spacing_zyx, rng, *, full_quality) -> (image [0,1], label)``."""
 
     def __init__(self, cfg: AugmentConfig, spec: StageSpec) -> None:
         from monai.transforms import Compose
@@ -68,6 +91,7 @@ class Augmenter:
         # with on_device the spatial/intensity steps run on the batch in the trainer (gpu_augment)
         on_cpu = cfg.enabled and not cfg.on_device
         self.transforms = Compose(_spatial(cfg) + _intensity(cfg)) if on_cpu else None
+        self.scanner = cfg.enabled and max(cfg.p_phase, cfg.p_thick, cfg.p_sharpen, cfg.p_export) > 0
 
     def __call__(
         self,
@@ -75,9 +99,15 @@ class Augmenter:
         label: np.ndarray,
         spacing_zyx: tuple[float, float, float],
         rng: np.random.Generator,
+        *,
+        full_quality: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Augment one sample; ``full_quality`` False marks a clipped slice export (no export
+        round trip is applied to it: it has been through one already)."""
         if self.lesions is not None and rng.random() < self.cfg.synthetic_lesions.p:
             slab_hu, label = self.lesions(slab_hu, label, spacing_zyx, rng)
+        if self.scanner:
+            slab_hu = scanner_variation(slab_hu, self.cfg, rng, full_quality=full_quality)
         image = normalise_slab(slab_hu, self.spec)
         if self.transforms is None:
             return image, np.asarray(label)

@@ -5,8 +5,8 @@ Layout::
     cache_dir/<spec-hash>/manifest.json     spec, dataset fingerprint, cases, splits (a copy)
     cache_dir/<spec-hash>/<case>.npz        image int16 (z, y, x) HU, label uint8, spacing_zyx mm
 
-The hash covers the :class:`StageSpec`, the stored margin and the cache format, so a spec change
-uses a new folder; a dataset fingerprint change rebuilds the folder. The manifest keeps the case
+The hash covers the stage grid of the :class:`StageSpec` (stage, spacing), the stored margin and the
+cache format, so a grid change uses a new folder (a window change does not); a dataset fingerprint change rebuilds the folder. The manifest keeps the case
 list, patient ids and splits so training runs from the cache alone when the prepared dataset is
 absent (e.g. on a GPU machine that received only the cache).
 
@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from liverseg.data.slice_export import is_full_quality
 from liverseg.errors import ConfigError, InputError
 from liverseg.training.slabs import StageSpec
 from liverseg.utils import atomic_path, atomic_write_text, progress
@@ -34,13 +35,20 @@ __all__ = ["CACHE_FORMAT", "CachedCase", "StageCache", "build_or_open_cache", "s
 
 log = logging.getLogger(__name__)
 CACHE_FORMAT = "liverseg-train-cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _HU_MIN, _HU_MAX = -32768, 32767
 
 
 def spec_hash(spec: StageSpec, stored_margin_mm: float) -> str:
-    """16 hex digits identifying the cached representation of ``spec``."""
-    key = {"spec": spec.to_dict(), "stored_margin_mm": round(float(stored_margin_mm), 6), "v": CACHE_VERSION}
+    """16 hex digits identifying the cached representation of ``spec``.
+
+    Only what the cached arrays depend on enters the hash: the stage (whole slices or the liver
+    box), the grid spacing and the stored margin. The window, the number of context slices and
+    the classes are applied when samples are drawn, so stages that differ only in those share
+    one cache.
+    """
+    grid = {"stage": spec.stage, "spacing_zyx": list(spec.spacing_zyx)}
+    key = {"grid": grid, "stored_margin_mm": round(float(stored_margin_mm), 6), "v": CACHE_VERSION}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -52,6 +60,7 @@ class CachedCase:
         image: int16 HU ``(z, y, x)``; label: uint8 ``(z, y, x)`` (0/1/2).
         spacing_zyx: mm. liver_slices / tumor_slices: z indices containing liver (>= 1) / tumor.
         liver_box: bounding box of the liver on this grid (None without liver).
+        full_quality: False for a clipped, lossy slice export (``dataset.json`` image_quality).
     """
 
     id: str
@@ -59,6 +68,7 @@ class CachedCase:
     image: np.ndarray
     label: np.ndarray
     spacing_zyx: tuple[float, float, float]
+    full_quality: bool = True
     liver_slices: np.ndarray = field(init=False)
     tumor_slices: np.ndarray = field(init=False)
     liver_box: tuple[slice, slice, slice] | None = field(init=False)
@@ -123,6 +133,11 @@ class StageCache:
         return {c["id"]: c["patient_id"] for c in self.manifest["cases"]}
 
     @property
+    def full_quality(self) -> dict[str, bool]:
+        """case id -> full-quality CT (False: a clipped slice export)."""
+        return {c["id"]: bool(c.get("full_quality", True)) for c in self.manifest["cases"]}
+
+    @property
     def splits(self) -> dict[str, Any] | None:
         return self.manifest.get("splits")
 
@@ -143,6 +158,7 @@ class StageCache:
                         image=z["image"],
                         label=z["label"],
                         spacing_zyx=tuple(float(s) for s in z["spacing_zyx"]),  # type: ignore[arg-type]
+                        full_quality=self.full_quality[case_id],
                     )
             except (OSError, KeyError, ValueError) as exc:
                 raise InputError(
@@ -185,7 +201,11 @@ def _build(folder: Path, dataset: Any, spec: StageSpec, margin_mm: float) -> dic
     for info in progress(dataset.cases, desc=f"cache {spec.stage}", total=len(dataset.cases)):
         image, label = dataset.load_case(info.id)
         mapped = to_stage_grid(image, label, spec, margin_mm)
-        entry: dict[str, Any] = {"id": info.id, "patient_id": info.patient_id}
+        entry: dict[str, Any] = {
+            "id": info.id,
+            "patient_id": info.patient_id,
+            "full_quality": is_full_quality(info.extra),
+        }
         if mapped is None:
             log.warning("case %s has no liver label: left out of the %s-stage cache", info.id, spec.stage)
             entry["skipped"] = "no liver in the label map"

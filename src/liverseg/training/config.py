@@ -138,6 +138,8 @@ class SamplingConfig:
 
     ``mode``: ``slice`` (whole slices, random crop/pad to ``size``), ``patch`` (``size`` patches,
     a fraction centred on foreground) or ``liver_box`` (the liver box with a jittered margin).
+    ``negative_fraction``: share of samples that are a synthetic water phantom with an all-background
+    label (a hard negative for the liver stage, :mod:`liverseg.synth.negatives`), drawn first.
     """
 
     mode: Literal["slice", "patch", "liver_box"] = "slice"
@@ -146,9 +148,11 @@ class SamplingConfig:
     tumor_fraction: float = 0.25
     positive_patch_fraction: float = 0.7
     margin_jitter_mm: float = 10.0
+    negative_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.size >= 8, "sampling.size", "expected >= 8 pixels", self.size)
+        _fraction("sampling.negative_fraction", self.negative_fraction)
         _fraction("sampling.liver_fraction", self.liver_fraction)
         _fraction("sampling.tumor_fraction", self.tumor_fraction)
         _fraction("sampling.positive_patch_fraction", self.positive_patch_fraction)
@@ -201,12 +205,35 @@ class AugmentConfig:
     blur_sigma: tuple[float, float] = (0.5, 1.0)
     p_lowres: float = 0.1
     lowres_zoom: tuple[float, float] = (0.5, 1.0)
+    # scanner / phase / export variation in HU, in the data workers (liverseg.augment.scanner)
+    p_phase: float = 0.0
+    phase_gain: tuple[float, float] = (0.6, 1.3)  # enhancement gain about 40 HU
+    phase_offset_hu: tuple[float, float] = (-25.0, 25.0)
+    p_thick: float = 0.0
+    thick_sigma: tuple[float, float] = (0.4, 1.2)  # Gaussian across the slab's slices
+    p_sharpen: float = 0.0
+    sharpen_amount: tuple[float, float] = (0.3, 1.0)
+    p_export: float = 0.0  # full-quality cases only: round-trip through the slice-export recipe
+    export_window_hu: tuple[float, float] = (-40.0, 160.0)
+    export_quality: tuple[int, int] = (75, 95)
     synthetic_lesions: SyntheticLesionsConfig = field(default_factory=SyntheticLesionsConfig)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             if f.name.startswith("p_"):
                 _fraction(f"augment.{f.name}", getattr(self, f.name))
+        for name in ("phase_gain", "phase_offset_hu", "thick_sigma", "sharpen_amount", "export_window_hu"):
+            lo, hi = getattr(self, name)
+            _check(lo <= hi, f"augment.{name}", "expected (low, high) with low <= high", getattr(self, name))
+        lo, hi = self.export_quality
+        _check(
+            1 <= lo <= hi <= 95,
+            "augment.export_quality",
+            "expected JPEG qualities 1 <= low <= high <= 95",
+            self.export_quality,
+        )
+        _check(self.phase_gain[0] > 0, "augment.phase_gain", "expected gains > 0", self.phase_gain)
+        _check(self.thick_sigma[0] >= 0, "augment.thick_sigma", "expected sigmas >= 0", self.thick_sigma)
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,13 @@ def _parse_value(cls: type, dotted: str, text: str) -> Any:
     ):
         with contextlib.suppress(ValueError):
             value = float(value)
-    if (tp is str or str in args) and not isinstance(value, str) and value is not None:
+    # a string field keeps the raw text (``name=007``); a union with str (``window``: a pair or a
+    # name) keeps a parsed list, which the other alternative takes
+    if (
+        (tp is str or (str in args and not isinstance(value, list)))
+        and not isinstance(value, str)
+        and value is not None
+    ):
         value = text
     return value
 

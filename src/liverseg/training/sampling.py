@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from liverseg.synth.negatives import water_phantom_slab
 from liverseg.training.cache import CachedCase
 from liverseg.training.config import SamplingConfig
 from liverseg.training.slabs import StageSpec, gather_slab, normalise_slab
@@ -23,10 +24,8 @@ from liverseg.training.slabs import StageSpec, gather_slab, normalise_slab
 __all__ = ["AIR_HU", "EpochSampler", "RawSample", "SlabDataset", "draw_sample", "map_labels"]
 
 AIR_HU = -1024
-CATEGORIES = ("tumor", "liver", "random")
-Augment = Callable[
-    [np.ndarray, np.ndarray, tuple[float, float, float], np.random.Generator], tuple[np.ndarray, np.ndarray]
-]
+CATEGORIES = ("tumor", "liver", "random", "negative")
+Augment = Callable[..., tuple[np.ndarray, np.ndarray]]  # see liverseg.training.augmentation.Augmenter
 
 
 @dataclass
@@ -39,10 +38,13 @@ class RawSample:
     z: int
     category: str
     spacing_zyx: tuple[float, float, float]
+    full_quality: bool = True
 
 
 def _choose_category(rng: np.random.Generator, cfg: SamplingConfig, cases: Sequence[CachedCase]) -> str:
     u = rng.random()
+    if cfg.negative_fraction > 0 and rng.random() < cfg.negative_fraction:
+        return "negative"
     if u < cfg.tumor_fraction and any(c.tumor_slices.size for c in cases):
         return "tumor"
     if u < cfg.tumor_fraction + cfg.liver_fraction and any(c.liver_slices.size for c in cases):
@@ -98,6 +100,10 @@ def draw_sample(
 ) -> RawSample:
     """Draw one sample (see the module docstring); labels stay 0/1/2 (see :func:`map_labels`)."""
     category = _choose_category(rng, cfg, cases)
+    if category == "negative":  # a water phantom, not a case (liverseg.synth.negatives)
+        sp = cases[int(rng.integers(len(cases)))].spacing_zyx
+        slab, label = water_phantom_slab(2 * spec.context_slices + 1, cfg.size, (sp[1], sp[2]), rng)
+        return RawSample(slab, label, "water_phantom", 0, category, sp, True)
     if category == "tumor":
         pool = [c for c in cases if c.tumor_slices.size]
     elif category == "liver":
@@ -124,7 +130,7 @@ def draw_sample(
         if fg.size:
             center = tuple(int(v) for v in fg[int(rng.integers(len(fg)))])
     image, lab = _fit(slab, label, cfg.size, center, rng)  # type: ignore[arg-type]
-    return RawSample(image, lab, case.id, z, category, case.spacing_zyx)
+    return RawSample(image, lab, case.id, z, category, case.spacing_zyx, case.full_quality)
 
 
 def map_labels(label: np.ndarray, spec: StageSpec) -> np.ndarray:
@@ -165,7 +171,9 @@ class SlabDataset(Dataset):
     def __getitem__(self, global_index: int) -> dict[str, torch.Tensor]:
         sample, rng = self.raw(global_index)
         if self.augment is not None:
-            image, label = self.augment(sample.image_hu, sample.label, sample.spacing_zyx, rng)
+            image, label = self.augment(
+                sample.image_hu, sample.label, sample.spacing_zyx, rng, full_quality=sample.full_quality
+            )
         else:
             image, label = normalise_slab(sample.image_hu, self.spec), sample.label
         return {

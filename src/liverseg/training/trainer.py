@@ -123,6 +123,7 @@ def _train(
         "bad": 0,
         "elapsed": 0.0,
         "best_metrics": {},
+        "best_per_case": {},
     }
     if run.resume_state is not None:
         rs = run.resume_state["training_state"]
@@ -214,6 +215,7 @@ def _train(
                     best_epoch=epoch,
                     bad=0,
                     best_metrics={k: v for k, v in metrics.items() if k != "per_case"},
+                    best_per_case=metrics.get("per_case", {}),
                 )
                 if info.is_main:
                     save_checkpoint(
@@ -295,6 +297,7 @@ def _train(
         "best_metric": state["best"] if math.isfinite(state["best"]) else None,
         "best_epoch": state["best_epoch"],
         "best_metrics": state["best_metrics"],
+        "best_per_case": state.get("best_per_case", {}),
         "train_seconds": round(state["elapsed"], 3),
         **_step_timing(sum(epoch_times), state["step"] - first_step, len(loader)),
         "hardware": hw,

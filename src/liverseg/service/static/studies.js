@@ -77,5 +77,6 @@ document.addEventListener("DOMContentLoaded", () => {
     xhr.addEventListener("error", () => { bar.hidden = true; status.textContent = "upload failed (network)"; });
     xhr.send(file);
   });
+  document.addEventListener("studies-changed", refresh);  // e.g. a PACS import (pacs.js)
   refresh();
 });

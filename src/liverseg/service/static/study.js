@@ -9,7 +9,8 @@ const root = document.getElementById("study");
 const studyId = root.dataset.studyId;
 const base = "/api/studies/" + studyId;
 const $ = (id) => document.getElementById(id);
-const DOWNLOADS = {"labels.nii.gz": "Label map (NIfTI)", "seg.dcm": "Label map (DICOM-SEG)", "report.json": "Report (JSON)", "report.html": "Report (HTML)"};
+const DOWNLOADS = {"labels.nii.gz": "Label map (NIfTI)", "seg.dcm": "Label map (DICOM-SEG)", "sr.dcm": "Measurements (DICOM SR)",
+  "report.json": "Report (JSON)", "report.html": "Report (HTML)"};
 const PRESET_KEYS = ["liver", "abdomen", "bone", "lung"];
 let viewer = null, lesions = [], study = null;
 

@@ -1,0 +1,193 @@
+"""Import a study from the configured PACS (DICOMweb): search, then pull one CT series and queue it.
+
+``liverseg serve --pacs-url URL`` (credentials from the environment or ``--pacs-config``) turns
+these routes on. The series is chosen by the same rules as a local DICOM export (or named by the
+user), pulled with WADO-RS, stored as the study's ``input.zip`` and queued like an upload; the
+job then writes the DICOM-SEG and the structured report (``sr.dcm``) next to the other results.
+PACS failures answer 502 with the PACS's reason; the audit log records searches and imports
+without patient identifiers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from liverseg.errors import PacsError
+from liverseg.io.dicom_identity import read_series_identity
+from liverseg.service.auth import audit
+from liverseg.service.db import Study, utcnow
+from liverseg.service.deps import Auth, client_ip, current_user, get_db
+from liverseg.service.identity import study_identity
+from liverseg.service.jobs import enqueue
+from liverseg.service.routes_studies import StudyOut, study_out
+from liverseg.service.storage import fsync_dir, validate_dicom_zip
+from liverseg.utils import atomic_path
+
+router = APIRouter(tags=["pacs"])
+log = logging.getLogger(__name__)
+
+_UID = r"^[0-9]+(\.[0-9]+)*$"
+
+
+class PacsImportIn(BaseModel):
+    study_instance_uid: str = Field(..., max_length=64, pattern=_UID, description="StudyInstanceUID")
+    series: str | None = Field(
+        None, max_length=70, pattern=r"^[0-9.#]+$", description="SeriesInstanceUID, SeriesNumber or stack id"
+    )
+    label: str = Field("", max_length=200, description="display name (default: date and series)")
+
+
+def _pacs(request: Request) -> Any:
+    pacs = request.app.state.config.pacs
+    if pacs is None:
+        raise HTTPException(
+            status_code=409,
+            detail="no PACS is configured: start liverseg serve with --pacs-url (credentials in "
+            "LIVERSEG_PACS_USERNAME / LIVERSEG_PACS_PASSWORD or --pacs-config)",
+        )
+    return pacs
+
+
+def _bad_gateway(exc: PacsError) -> HTTPException:
+    return HTTPException(status_code=502, detail=str(exc))
+
+
+@router.get("/api/pacs")
+def pacs_status(request: Request, _auth: Auth = Depends(current_user)) -> dict[str, Any]:
+    """Whether a PACS is configured, and which (URL and kind of authentication, no secrets)."""
+    pacs = request.app.state.config.pacs
+    return {"configured": pacs is not None, "server": pacs.describe() if pacs is not None else None}
+
+
+@router.get("/api/pacs/studies")
+async def pacs_studies(
+    request: Request,
+    patient_id: str = Query("", max_length=64),
+    study_date: str = Query("", max_length=17, pattern=r"^[0-9-]*$", description="YYYYMMDD or a range"),
+    accession: str = Query("", max_length=64),
+    limit: int = Query(50, ge=1, le=200),
+    auth: Auth = Depends(current_user),
+    db: Session = Depends(get_db),
+) -> list[dict[str, Any]]:
+    """Studies in the PACS (QIDO-RS) holding CT, newest first."""
+    from liverseg.pacs import PacsClient
+
+    pacs = _pacs(request)
+    filters = {"ModalitiesInStudy": "CT"}
+    filters.update(
+        {
+            k: v
+            for k, v in {
+                "PatientID": patient_id,
+                "StudyDate": study_date,
+                "AccessionNumber": accession,
+            }.items()
+            if v
+        }
+    )
+    audit(db, "pacs_search", user=auth.user, ip=client_ip(request), detail={"filters": sorted(filters)})
+    db.commit()
+    try:
+        studies = await run_in_threadpool(PacsClient(pacs, http_attempts=2).find_studies, filters, limit)
+    except PacsError as exc:
+        raise _bad_gateway(exc) from exc
+    return sorted(studies, key=lambda s: s.get("StudyDate") or "", reverse=True)
+
+
+def _pull(pacs: Any, body: PacsImportIn, folder: Path) -> dict[str, Any]:
+    """Choose and pull the series into ``folder/input.zip``; returns what the study row needs."""
+    from liverseg.pacs import PacsClient, choose_series
+
+    client = PacsClient(pacs, http_attempts=2)
+    selection = choose_series(client, body.study_instance_uid, body.series)
+    chosen = selection.chosen
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / "input.zip"
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        files = client.retrieve_series(body.study_instance_uid, chosen.series_instance_uid, Path(tmp))
+        with atomic_path(final) as part, zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in files:
+                zf.write(f, f"{chosen.series_instance_uid}/{f.name}")
+    fsync_dir(folder)
+    digest = hashlib.sha256()
+    with open(final, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return {
+        "path": final,
+        "sha256": digest.hexdigest(),
+        "size": final.stat().st_size,
+        "files": len(files),
+        "series_number": chosen.series_number,
+        "series_description": chosen.first.series_description,
+        "why": selection.why(),
+    }
+
+
+@router.post(
+    "/api/pacs/import",
+    status_code=202,
+    response_model=StudyOut,
+    responses={409: {"description": "no PACS configured"}, 502: {"description": "the PACS failed"}},
+)
+async def pacs_import(
+    request: Request, body: PacsImportIn, auth: Auth = Depends(current_user), db: Session = Depends(get_db)
+) -> JSONResponse:
+    """Pull one CT series of a PACS study (chosen by the rules, or ``series``) and queue it."""
+    cfg, storage = request.app.state.config, request.app.state.storage
+    pacs = _pacs(request)
+    db.commit()  # no database lock while the series is pulled
+    study_id = uuid.uuid4().hex
+    folder = storage.study_dir(study_id)
+    try:
+        pulled = await run_in_threadpool(_pull, pacs, body, folder)
+        await run_in_threadpool(validate_dicom_zip, pulled["path"], cfg.limits)
+        from_dicom = await run_in_threadpool(read_series_identity, pulled["path"])
+    except PacsError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise _bad_gateway(exc) from exc
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    default = f"PACS series {pulled['series_number']} {pulled['series_description']}".strip()
+    study = Study(
+        id=study_id,
+        owner_id=auth.user.id,
+        label=(body.label.strip() or default)[:200],
+        input_kind="dicom",
+        input_name="input.zip",
+        input_sha256=pulled["sha256"],
+        input_bytes=pulled["size"],
+        status="queued",
+        created_at=utcnow(),
+        **study_identity(from_dicom, {}, cfg),
+    )
+    db.add(study)
+    db.flush()
+    enqueue(db, study)
+    audit(
+        db,
+        "pacs_import",
+        user=auth.user,
+        target=f"study:{study_id}",
+        ip=client_ip(request),
+        detail={"files": pulled["files"], "bytes": pulled["size"], "series_chosen_by": pulled["why"]},
+    )
+    db.commit()
+    log.info("study %s imported from the PACS (%d files) and queued", study_id, pulled["files"])
+    return JSONResponse(
+        study_out(db, study, storage, auth.user.name).model_dump(mode="json"), status_code=202
+    )
