@@ -30,6 +30,7 @@ export class StudyViewer {
     this.state = {tool: "wl", level: 50, width: 400, overlay: true, liver: true, tumor: true, outline: false,
       opacity: 0.45, layout: "mpr", selected: null, hu: null};
     this.border = null;  // Uint32Array of the selected lesion's border voxels (flat RAS indices)
+    this.pending = new Map();  // coalesced updates, applied once per animation frame
     this.painting = false;
   }
 
@@ -101,8 +102,21 @@ export class StudyViewer {
 
   setOverlay(changes) {
     Object.assign(this.state, changes);
-    this.renderOverlay();
+    this._later("overlay", () => this.renderOverlay());
     this._changed();
+  }
+
+  /* Run ``fn`` at the next animation frame, replacing any update of the same kind still waiting:
+     a drag or a slider sends many events, but a volume texture is rebuilt once per frame at most
+     (with a software WebGL renderer one rebuild can take longer than many events). */
+  _later(kind, fn) {
+    const first = this.pending.size === 0;
+    this.pending.set(kind, fn);
+    if (first) requestAnimationFrame(() => {
+      const todo = [...this.pending.values()];
+      this.pending.clear();
+      for (const f of todo) f();
+    });
   }
 
   /* The label layer shown: hidden labels become 0 (no fill and no outline). Fill mode: the
@@ -279,7 +293,8 @@ export class StudyViewer {
       if (!drag) return;
       const dx = ev.clientX - drag.x, dy = ev.clientY - drag.y;
       if (drag.tool === "wl") {  // as OHIF: right = wider, down = higher level (darker)
-        this.setWindow(drag.level + dy * WL_GAIN.level, drag.width + dx * WL_GAIN.width);
+        const level = drag.level + dy * WL_GAIN.level, width = drag.width + dx * WL_GAIN.width;
+        this._later("window", () => this.setWindow(level, width));
       } else {  // drag up = zoom in, keeping the crosshair where it is on screen
         const z0 = drag.zoom, z = Math.max(0.5, Math.min(MAX_ZOOM, z0 * Math.exp(-dy / 150)));
         const c = this.nv.frac2mm(this.nv.scene.crosshairPos), p = drag.pan;
