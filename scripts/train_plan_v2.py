@@ -4,12 +4,21 @@ The runs are ordinary `liverseg train --config ... --set ...` calls (configs/v2_
 configs/v2_tumor.yaml); this script decides which runs exist and where their data comes from.
 It has three steps, so that the work fits a lent GPU machine (two calls of at most 64 MiB each):
 
-    # here, once: caches of both stages from the prepared dataset, packed for transport
+    # here, once: caches of both stages from the prepared dataset, packed for transport (~90 MB
+    # in three parts), plus the wheels the GPU machine lacks (monai, pydicom, cc3d for Python 3.12)
     python scripts/train_plan_v2.py pack --dataset work_data/prepared --out .gpu
-    # on the GPU machine, call 1: unpack part 1, start the stage-1 runs in the background
-    python3 scripts/train_plan_v2.py start --dir .gpu
-    # on the GPU machine, call 2: unpack part 2, run stage 2 and the ablations, wait, collect
-    python3 scripts/train_plan_v2.py finish --dir .gpu --out $OUT
+    pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
+        -d .gpu/whl monai==1.6.1 pydicom==3.0.2 connected-components-3d==4.1.1
+    # GPU machine, call 1 (carry .gpu/part1_liver.pack .gpu/part1_tumor.pack .gpu/whl .gpu/plan.json):
+    # copy to a work folder outside the checkout, unpack part 1, start the stage-1 runs detached
+    python3 scripts/train_plan_v2.py start --dir .gpu --work /tmp/lsg
+    # call 2, at once (carry .gpu/part2_tumor.pack): unpack part 2, run stage 2 and the
+    # ablations, wait for every run, collect weights and summaries into $OUT
+    python3 scripts/train_plan_v2.py finish --dir .gpu --work /tmp/lsg --out $OUT
+
+The work folder lies outside the checkout because a later call re-sends the checkout and removes
+ignored paths it does not carry again (learnt the hard way: the first attempt unpacked into
+`.gpu/` and lost part 1 at call 2).
 
 On a machine that holds the prepared dataset, `run` does everything in one process tree
 (`--device cpu --max-parallel 1` for a slow CPU reproduction with a small budget):
@@ -33,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -239,32 +249,54 @@ def _unpack(folder: Path, pattern: str) -> None:
         )
 
 
+def _stage_work(args: argparse.Namespace, pattern: str) -> Path:
+    """Copy the packs matching ``pattern`` (and the plan, wheels) into the work folder, unpack them."""
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    src = Path(args.dir)
+    for f in [*src.glob(pattern), src / "plan.json"]:
+        if f.is_file():
+            shutil.copy2(f, work / f.name)
+    wheels = sorted((src / "whl").glob("*.whl")) if (src / "whl").is_dir() else []
+    if wheels and not (work / "site").is_dir():
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+             "--target", str(work / "site"), *map(str, wheels)],
+            check=True,
+        )  # fmt: skip
+    if (work / "site").is_dir():
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(work / "site"), os.environ.get("PYTHONPATH", "")) if p
+        )
+        sys.path.insert(0, str(work / "site"))
+    _unpack(work, pattern)
+    return work
+
+
 def cmd_start(args: argparse.Namespace) -> None:
-    """GPU machine, call 1: unpack part 1, start the stage-1 runs detached."""
-    folder = Path(args.dir)
-    _unpack(folder, "part1_*.pack")
-    ds = json.loads((folder / "plan.json").read_text())["dataset"]
+    """GPU machine, call 1: unpack part 1 into the work folder, start the stage-1 runs detached."""
+    work = _stage_work(args, "part1_*.pack")
+    ds = json.loads((work / "plan.json").read_text())["dataset"]
     launch(
-        _only(plan_runs(ds, stage="liver"), args.only), folder / "runs", device=args.device,
-        budget=args.budget_minutes, cache_dir=str(folder / "cache"), data_dir=str(folder / "no-dataset"),
+        _only(plan_runs(ds, stage="liver"), args.only), work / "runs", device=args.device,
+        budget=args.budget_minutes, cache_dir=str(work / "cache"), data_dir=str(work / "no-dataset"),
         max_parallel=64,
     )  # fmt: skip
 
 
 def cmd_finish(args: argparse.Namespace) -> None:
     """GPU machine, call 2: unpack part 2, run stage 2 and the ablations, wait for all, collect."""
-    folder = Path(args.dir)
-    _unpack(folder, "part2_*.pack")
-    ds = json.loads((folder / "plan.json").read_text())["dataset"]
+    work = _stage_work(args, "part2_*.pack")
+    ds = json.loads((work / "plan.json").read_text())["dataset"]
     launch(
-        _only(plan_runs(ds, stage="tumor"), args.only), folder / "runs", device=args.device,
-        budget=args.budget_minutes, cache_dir=str(folder / "cache"), data_dir=str(folder / "no-dataset"),
+        _only(plan_runs(ds, stage="tumor"), args.only), work / "runs", device=args.device,
+        budget=args.budget_minutes, cache_dir=str(work / "cache"), data_dir=str(work / "no-dataset"),
         max_parallel=64,
     )  # fmt: skip
     all_runs = _only(plan_runs(ds), args.only)
-    status = wait_for(folder / "runs", [r.name for r in all_runs], args.wait_minutes * 60)
+    status = wait_for(work / "runs", [r.name for r in all_runs], args.wait_minutes * 60)
     print(json.dumps(status, indent=1))
-    for f in collect(folder / "runs", all_runs, Path(args.out)):
+    for f in collect(work / "runs", all_runs, Path(args.out)):
         print(f"{f.name}: {f.stat().st_size / 1e6:.1f} MB")
 
 
@@ -294,7 +326,8 @@ def main() -> None:
     a.set_defaults(func=cmd_pack)
     for name, func in (("start", cmd_start), ("finish", cmd_finish)):
         b = sub.add_parser(name)
-        b.add_argument("--dir", default=".gpu")
+        b.add_argument("--dir", default=".gpu", help="where the carried packs, plan and wheels arrive")
+        b.add_argument("--work", default="/tmp/lsg", help="work folder outside the checkout")
         b.add_argument("--device", default="cuda")
         b.add_argument("--budget-minutes", type=float, default=7.0)
         b.add_argument("--only", nargs="*", help="run only these run names (tests)")

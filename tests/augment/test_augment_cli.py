@@ -77,7 +77,8 @@ def test_synth_lesions_params_file_and_errors(ct_files, tmp_path, capsys):
 
 
 def test_lesion_realism_on_a_phantom_dataset(tmp_path, capsys):
-    dataset = pytest.importorskip("liverseg.synth.dataset")
+    from liverseg.synth import dataset
+
     prepared = tmp_path / "prepared"
     dataset.write_phantom_dataset(
         prepared, cases=2, seed=1, shape=(32, 96, 96), spacing=(4.0, 2.5, 2.5), tumor_free_every=0

@@ -113,8 +113,9 @@ def test_from_config_builds_and_rejects_unknown_keys():
 
 
 def test_training_hook_finds_the_transform(case_factory):
-    """liverseg.training.augmentation looks up liverseg.augment.lesions.make_transform(**params)."""
-    augmentation = pytest.importorskip("liverseg.training.augmentation")
+    """liverseg.training.augmentation builds the transform with liverseg.augment.make_transform(**params)."""
+    from liverseg.training import augmentation
+
     fn = augmentation.lesion_transform({"count": [1, 1], "diameter_mm": [8, 8]})
     image, label = _slab(case_factory)
     out_image, out_label = fn(image, label[2], SPACING, np.random.default_rng(0))

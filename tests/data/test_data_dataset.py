@@ -151,3 +151,46 @@ def test_verify_detects_a_changed_file(tmp_path: Path, synth) -> None:
     synth.write_itk(np.zeros_like(lab), out / "labels" / "lits_1.nii.gz")
     with pytest.raises(InputError, match="changed since preparation"):
         ds.verify()
+
+
+def test_records_round_trip_and_name_the_malformed_key() -> None:
+    from liverseg.data.records import Splits
+
+    entry = {
+        "id": "lits_1",
+        "patient_id": "lits_1",
+        "image": "images/lits_1.nii.gz",
+        "label": "labels/lits_1.nii.gz",
+        "source": "/x",
+        "shape_zyx": [3, 4, 5],
+        "spacing_zyx_mm": [2.5, 0.7, 0.7],
+        "hu_range": {"min": -1000, "max": 1200.5},
+        "liver_volume_ml": 12,
+        "tumor_volume_ml": 0.5,
+        "tumor_components": 1,
+        "image_sha256": "a",
+        "label_sha256": "b",
+        "mapping": {"1": "liver"},
+        "source_format": "lits",
+        "warnings": ["w"],
+    }
+    case = CaseInfo.from_dict(entry)
+    assert case.shape_zyx == (3, 4, 5) and case.extra == {"source_format": "lits", "warnings": ["w"]}
+    assert case.to_dict() == {**entry, "hu_range": {"min": -1000.0, "max": 1200.5}, "liver_volume_ml": 12.0}
+    assert CaseInfo.from_dict(case.to_dict()) == case
+    with pytest.raises(InputError, match=r"case 'lits_1' has a malformed entry \(shape_zyx: expected list "):
+        CaseInfo.from_dict({**entry, "shape_zyx": [3, 4]})
+    with pytest.raises(InputError, match=r"\(tumor_components: expected int, got 'one' \(str\)\)"):
+        CaseInfo.from_dict({**entry, "tumor_components": "one"})
+    with pytest.raises(InputError, match=r"liver_volume_ml: expected float"):
+        CaseInfo(**{**entry, "liver_volume_ml": [1]})  # type: ignore[arg-type]
+
+    doc = {"folds": [{"train": ["a", "b"], "val": ["c"]}], "test": ["d"], "seed": 3, "method": "x"}
+    splits = Splits.from_dict(doc)
+    assert splits.folds == ((("a", "b"), ("c",)),) and Splits.from_dict(splits.to_dict()) == splits
+    with pytest.raises(InputError, match=r"splits\.seed: expected int, got 'x' \(str\)"):
+        Splits.from_dict({**doc, "seed": "x"})
+    with pytest.raises(InputError, match=r"folds\[0\] is \{'train': \['a'\]\}"):
+        Splits.from_dict({**doc, "folds": [{"train": ["a"]}]})
+    with pytest.raises(InputError, match=r"unknown key 'splits\.sede'"):
+        Splits.from_dict({**doc, "sede": 1})

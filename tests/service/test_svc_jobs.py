@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
-from svc_fakes import subprocess_env, upload
+from svc_fakes import subprocess_env, upload, write_ct
 
 from liverseg.service.config import ServiceConfig
 from liverseg.service.db import AuditEvent, Job, Study, utcnow
@@ -205,3 +205,88 @@ def test_worker_stops_when_serve_dies(svc, tmp_path):
     assert alive(), "the worker should run while its parent is alive"
     parent.wait(timeout=30)
     _wait(lambda: not alive(), 30, "the orphaned worker to stop")
+
+
+def test_stopping_serve_stops_its_workers(tmp_path):
+    """SIGTERM to `liverseg serve` (uvicorn re-raises it after its shutdown) must still terminate
+    and wait for the worker processes: none may outlive serve, even in the middle of a job."""
+    import os
+    import socket
+    import sys
+
+    import httpx
+    from svc_fakes import PASSWORDS
+
+    from liverseg.service import auth as auth_mod
+    from liverseg.service.db import Database
+
+    data = tmp_path / "data"
+    db = Database(ServiceConfig(data_dir=data).database_url)
+    with db.session() as s:
+        auth_mod.add_user(s, "alice", PASSWORDS["alice"], "clinician")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "liverseg.cli.serve", "--port", str(port), "--data-dir", str(data)]
+    serve = subprocess.Popen(
+        [*cmd, "--workers", "1", "--segmenter", SLOW, "--lease-s", "2"],
+        env=subprocess_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        _wait(up, 90, "the server", serve)
+        c = httpx.Client(base_url=url, timeout=60)
+        r = c.post("/api/login", json={"name": "alice", "password": PASSWORDS["alice"]})
+        c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+        sid = upload(c, write_ct(tmp_path / "ct.nii.gz")).json()["id"]
+        _wait(lambda: _study_status(db, sid) == "running", 60, "the job to start", serve)
+        workers = _children_with_parent_pid(serve.pid)
+        assert len(workers) == 1
+        serve.terminate()
+        serve.wait(60)
+        assert not os.path.exists(f"/proc/{workers[0]}") or _zombie(workers[0])
+        c.close()
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+        db.dispose()
+
+
+def _children_with_parent_pid(parent: int) -> list[str]:
+    """Pids of the worker processes started with ``--parent-pid parent``."""
+    import os
+
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                args = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if b"--parent-pid" in args and args[args.index(b"--parent-pid") + 1 :][:1] == [str(parent).encode()]:
+            found.append(pid)
+    return found
+
+
+def _study_status(db, sid: str) -> str | None:
+    with db.session() as s:
+        study = s.get(Study, sid)
+        return study.status if study else None
+
+
+def _zombie(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] == "Z"
+    except FileNotFoundError:
+        return True

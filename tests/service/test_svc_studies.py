@@ -222,7 +222,7 @@ def test_failed_job_is_reported(svc, ct_file):
     sid = upload(c, ct_file).json()["id"]
     assert svc.run_jobs("svc_fakes:failing_segmenter") == 1
     s = c.get(f"/api/studies/{sid}").json()
-    assert s["status"] == "failed" and "simulated crash" in s["error"] and s["downloads"] == []
+    assert s["status"] == "failed" and "internal error" in s["error"] and s["downloads"] == []
     assert c.get(f"/api/studies/{sid}/report").status_code == 409
     assert c.get(f"/api/studies/{sid}/viewer").status_code == 422
 

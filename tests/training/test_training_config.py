@@ -175,3 +175,83 @@ def test_shipped_configs_load() -> None:
         else:
             names.add(load_config(f).model.name)
     assert set(MODELS) <= names  # one comparison config per network
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"optim": {"lr": "fast"}}, "optim.lr: expected float, got 'fast' (str)"),
+        ({"train": {"batch_size": 8.5}}, "train.batch_size: expected int, got 8.5 (float)"),
+        ({"augment": {"flip_left_right": "yes"}}, "augment.flip_left_right: expected bool, got 'yes' (str)"),
+        ({"train": {"amp": True}}, "train.amp: expected 'auto' | 'bf16' | 'fp16' | 'off', got True (bool)"),
+        (
+            {"stage": {"spacing_zyx": [1.0, 2.0]}},
+            "stage.spacing_zyx: expected list [float | null, float, float], got [1.0, 2.0] (list)",
+        ),
+        ({"stage": {"window": 5}}, "stage.window: expected list [float, float] | str, got 5 (int)"),
+        ({"augment": {"p_phase": 1.5}}, "augment.p_phase: expected a probability in [0, 1], got 1.5"),
+        (
+            {"augment": {"export_quality": [90, 80]}},
+            "augment.export_quality: expected JPEG qualities 1 <= low <= high <= 95, got (90, 80)",
+        ),
+        (
+            {"sampling": {"negative_fraction": "half"}},
+            "sampling.negative_fraction: expected float, got 'half' (str)",
+        ),
+        ({"model": {"kwargs": [1]}}, "model.kwargs: expected mapping, got [1] (list)"),
+        ({"optim": 3}, "optim: expected mapping (section), got 3 (int)"),
+        (
+            {"optim": {"learning_rate": 1e-3}},
+            "unknown key 'optim.learning_rate' (valid keys of optim: name, lr, weight_decay, momentum, "
+            "nesterov, grad_clip)",
+        ),
+        (
+            {"sampling": {"mode": "liver_box"}},
+            "sampling.mode: 'liver_box' is for stage 'tumor', got stage 'single'",
+        ),
+    ],
+)
+def test_errors_are_one_line_naming_key_expected_and_received(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(data)
+    assert str(info.value) == message
+
+
+def test_set_overrides_of_unions_free_mappings_and_recent_fields(tmp_path: Path) -> None:
+    path = _write(tmp_path / "c.yaml", {"stage": {"window": "abdomen"}})
+    cfg = load_config(
+        path,
+        [
+            "stage.window=[60, 300]",
+            "model.kwargs.features=32",
+            "augment.p_phase=0.3",
+            "augment.phase_gain=[0.8, 1.2]",
+            "augment.export_quality=[80, 90]",
+            "sampling.negative_fraction=0.1",
+        ],
+    )
+    assert cfg.stage.window == (60.0, 300.0) and cfg.spec.window == (60.0, 300.0)
+    assert cfg.model.kwargs == {"features": 32} and isinstance(cfg.model.kwargs["features"], int)
+    assert cfg.augment.p_phase == 0.3 and cfg.augment.phase_gain == (0.8, 1.2)
+    assert cfg.augment.export_quality == (80, 90) and cfg.sampling.negative_fraction == 0.1
+    named = load_config(_write(tmp_path / "d.yaml", {}), ["stage.window=liver"])
+    assert named.stage.window == "liver" and named.spec.window == (50.0, 400.0)
+    again = load_config(save_config(cfg, tmp_path / "resolved.yaml"))
+    assert again == cfg and again.to_dict() == cfg.to_dict()
+
+
+def test_shipped_checkpoints_config_still_parses() -> None:
+    from liverseg.training.checkpoint import load_checkpoint_dict
+
+    paths = sorted((REPO / "src" / "liverseg" / "catalog").glob("*/*/stage*.pt"))
+    assert paths, "no shipped checkpoint found"
+    for path in paths:
+        stored = load_checkpoint_dict(path)["config"]
+        cfg = config_from_dict(stored)
+        resolved = cfg.to_dict()
+        for section, values in stored.items():  # every stored value survives (newer fields default)
+            if isinstance(values, dict):
+                assert {k: resolved[section][k] for k in values} == values, (path, section)
+            else:
+                assert resolved[section] == values
+        assert config_from_dict(resolved) == cfg

@@ -158,7 +158,6 @@ def test_augmentation_keeps_labels_and_is_seeded() -> None:
 
 
 def test_synthetic_lesion_hook_inserts_tumor() -> None:
-    pytest.importorskip("liverseg.augment.transforms")
     case = _case(tumor=(0, 0))
     case.image[:] = np.where(case.label >= 1, 60, -100).astype(np.int16)
     slab = gather_slab(case.image, 50, 1).astype(np.float32)

@@ -76,13 +76,14 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint_dict(path)["state_dict"]
 
 
+@pytest.mark.parametrize("on_device", [False, True], ids=["cpu-augment", "on-device-augment"])
 def test_resume_equals_uninterrupted(
-    phantom_dir: Path, tmp_path: Path, tiny_config: Any, monkeypatch: pytest.MonkeyPatch
+    phantom_dir: Path, tmp_path: Path, tiny_config: Any, monkeypatch: pytest.MonkeyPatch, on_device: bool
 ) -> None:
     raw = tiny_config(
         phantom_dir,
         tmp_path / "cache",
-        augment={"enabled": True, "p_noise": 0.5},
+        augment={"enabled": True, "p_noise": 0.5, "on_device": on_device},
         model={"kwargs": {"features": 8, "depth": 2, "dropout": 0.3}},
         schedule={"name": "cosine", "warmup_epochs": 0.5},
         train={"epochs": 3, "steps_per_epoch": 2, "batch_size": 4},

@@ -2,7 +2,7 @@
 
 * :func:`insert_lesions` -> :class:`LesionInsertion`: lesions inserted into a real CT's liver,
   label updated to 2, one :class:`LesionRecord` per lesion (:mod:`liverseg.augment.lesions`).
-* :class:`LesionParams`: the random ranges, a frozen dataclass (``LesionParams.from_dict``).
+* :class:`LesionParams`: the random ranges, a frozen pydantic model (``LesionParams.from_dict``).
 * :class:`SyntheticLesionTransform`, :func:`from_config`, :func:`make_transform`,
   :func:`has_real_tumor`: the training-time transform for 2.5D slabs and 3D volumes.
 * :mod:`liverseg.augment.realism`: size, contrast, edge and texture statistics of lesions, used by

@@ -33,7 +33,7 @@ from liverseg.augment.render import Appearance, render_lesion, sample_appearance
 from liverseg.augment.shapes import LesionShape, sample_diameter, sample_shape
 from liverseg.errors import GeometryError, InputError
 
-__all__ = ["LesionInsertion", "LesionRecord", "SkippedLesion", "insert_lesions", "make_rng", "make_transform"]
+__all__ = ["LesionInsertion", "LesionRecord", "SkippedLesion", "insert_lesions", "make_rng"]
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +100,16 @@ class LesionInsertion:
         label: ``(z, y, x)`` new label map, same dtype as the input; inserted lesions are 2.
         lesions: the inserted lesions, in insertion order.
         skipped: lesions that fitted nowhere in the liver (see the module docstring).
+        mask: bool ``(z, y, x)``: the interior of every inserted lesion, whatever its label (a
+            cyst is labelled liver, so the label map alone does not show it); None when nothing
+            was inserted.
     """
 
     image: np.ndarray
     label: np.ndarray
     lesions: list[LesionRecord]
     skipped: list[SkippedLesion]
+    mask: np.ndarray | None = None
 
 
 def make_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
@@ -255,6 +259,7 @@ def insert_lesions(
 
     records: list[LesionRecord] = []
     skipped: list[SkippedLesion] = []
+    inserted = np.zeros(lab_box.shape, bool)
     for _ in range(n):
         drawn = sample_diameter(params, gen)
         shape_ = sample_shape(drawn, params, gen)
@@ -276,7 +281,7 @@ def insert_lesions(
             continue
         center, sdf = placed
         record = _render(
-            work, lab_box, region, reference, stats, shape_, app, center, sdf, params, drawn, gen
+            work, lab_box, region, reference, stats, shape_, app, center, sdf, params, drawn, gen, inserted
         )
         records.append(record)
 
@@ -290,7 +295,9 @@ def insert_lesions(
     out_label[box] = lab_box
     if skipped:
         log.info("%d of %d synthetic lesions did not fit in the liver and were skipped", len(skipped), n)
-    return LesionInsertion(out_image, out_label, records, skipped)
+    mask = np.zeros(label.shape, bool)
+    mask[box] = inserted
+    return LesionInsertion(out_image, out_label, records, skipped, mask)
 
 
 def _render(
@@ -306,6 +313,7 @@ def _render(
     params: LesionParams,
     drawn: float,
     rng: np.random.Generator,
+    inserted: np.ndarray,
 ) -> LesionRecord:
     """Shade the placed lesion into ``work``/``lab_box`` (in place), carve it out, return its record."""
     src, dst = overlap_slices(center, sdf.shape, work.shape)
@@ -330,6 +338,7 @@ def _render(
     work[dst] = new
     inside = sdf_in <= 0
     lab_box[dst][inside] = TUMOR if app.is_tumor else 1
+    inserted[dst] |= inside
     region.carve(sdf <= app.footprint_mm + params.margin_mm, center)
     n_vox = int(inside.sum())
     volume = n_vox * float(np.prod(region.spacing))
@@ -349,11 +358,3 @@ def _render(
         shrunk=shape_.requested_diameter_mm < drawn - 1e-9,
         calcified=app.calcification_hu != 0,
     )
-
-
-def make_transform(**params: Any) -> Any:
-    """The training transform (``liverseg.augment.transforms.make_transform``), re-exported here
-    because ``liverseg.training.augmentation`` looks it up in this module."""
-    from liverseg.augment.transforms import make_transform as _make_transform
-
-    return _make_transform(**params)

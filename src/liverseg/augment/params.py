@@ -1,24 +1,37 @@
-"""Parameters of the synthetic-lesion generator: a frozen dataclass with broad random ranges.
+"""Parameters of the synthetic-lesion generator: a frozen pydantic model with broad random ranges.
 
 Every range is a ``(low, high)`` pair sampled uniformly unless the field's comment says otherwise;
 set ``low == high`` to fix a value. Lengths are in mm, intensities in HU, probabilities in [0, 1].
 The defaults follow the issue's ranges (1-10 lesions, 3-60 mm, hypodense by 15-80 HU, ...) and were
 checked against the real 3D-IRCADb tumors with ``liverseg lesion-realism`` (docs/synthetic_lesions.md).
+Bad values raise :class:`~liverseg.errors.ConfigError` naming the parameter (:mod:`liverseg.frozen`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, model_validator
 
 from liverseg.errors import ConfigError
+from liverseg.frozen import Bool, Described, Float, FrozenModel, Int, check
 
 __all__ = ["LesionParams"]
 
-Range = tuple[float, float]
-IntRange = tuple[int, int]
+
+def _integral(value: Any) -> Any:
+    """``[2.0, 3]`` -> ``(2, 3)``: whole-number floats become ints; anything else is left for the check."""
+    if isinstance(value, list | tuple):
+        return tuple(
+            int(v) if isinstance(v, float) and not isinstance(v, bool) and v.is_integer() else v
+            for v in value
+        )
+    return value
+
+
+Range = Annotated[tuple[Float, Float], Described("a (low, high) pair of numbers")]
+IntRange = Annotated[tuple[Int, Int], BeforeValidator(_integral), Described("a (low, high) pair of integers")]
 
 _PROBABILITIES = (
     "merge_probability",
@@ -30,10 +43,17 @@ _PROBABILITIES = (
     "necrosis_probability",
     "vessel_overlap",
 )
+_NON_NEGATIVE = (
+    "margin_mm",
+    "vessel_k_mad",
+    "vessel_min_diameter_mm",
+    "vessel_min_volume_mm3",
+    "necrosis_min_diameter_mm",
+    "local_background_mm",
+)
 
 
-@dataclass(frozen=True)
-class LesionParams:
+class LesionParams(FrozenModel):
     """Random ranges for :func:`liverseg.augment.insert_lesions` (see the module docstring).
 
     Attributes:
@@ -98,120 +118,93 @@ class LesionParams:
     axis_ratio: Range = (0.75, 1.3)
     lobulation: Range = (0.0, 0.25)
     lobulation_scale: Range = (2.0, 5.0)
-    merge_probability: float = 0.15
+    merge_probability: Float = 0.15
     merge_blobs: IntRange = (2, 3)
-    margin_mm: float = 2.0
-    avoid_vessels: bool = True
-    vessel_k_mad: float = 3.0
-    vessel_min_diameter_mm: float = 4.0
-    vessel_min_volume_mm3: float = 50.0
-    vessel_overlap: float = 0.02
+    margin_mm: Float = 2.0
+    avoid_vessels: Bool = True
+    vessel_k_mad: Float = 3.0
+    vessel_min_diameter_mm: Float = 4.0
+    vessel_min_volume_mm3: Float = 50.0
+    vessel_overlap: Float = 0.02
     hypodense_contrast_hu: Range = (15.0, 80.0)
-    hyperdense_probability: float = 0.1
+    hyperdense_probability: Float = 0.1
     hyperdense_contrast_hu: Range = (15.0, 50.0)
-    rim_probability: float = 0.2
+    rim_probability: Float = 0.2
     rim_contrast_hu: Range = (10.0, 40.0)
     rim_width_mm: Range = (1.5, 4.0)
-    necrosis_probability: float = 0.25
+    necrosis_probability: Float = 0.25
     necrosis_contrast_hu: Range = (10.0, 40.0)
     necrosis_fraction: Range = (0.3, 0.6)
-    necrosis_min_diameter_mm: float = 20.0
-    cyst_probability: float = 0.0
+    necrosis_min_diameter_mm: Float = 20.0
+    cyst_probability: Float = 0.0
     cyst_hu: Range = (0.0, 20.0)
-    lipiodol_probability: float = 0.0
+    lipiodol_probability: Float = 0.0
     lipiodol_hu: Range = (250.0, 1200.0)
-    calcification_probability: float = 0.0
+    calcification_probability: Float = 0.0
     calcification_hu: Range = (200.0, 700.0)
     calcification_fraction: Range = (0.05, 0.3)
     texture_hu: Range = (15.0, 35.0)
     texture_scale_mm: Range = (1.0, 3.0)
     edge_width_mm: Range = (0.3, 1.5)
-    match_noise: bool = True
-    local_background_mm: float = 15.0
-    max_placement_tries: int = 40
-    shrink_factor: float = 0.75
+    match_noise: Bool = True
+    local_background_mm: Float = 15.0
+    max_placement_tries: Int = 40
+    shrink_factor: Float = 0.75
 
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, list):
-                value = tuple(value)
-                object.__setattr__(self, f.name, value)
-            if isinstance(value, tuple):
-                self._check_range(f.name, value, integer=f.name in ("count", "merge_blobs"))
-        if self.size_distribution not in ("log_uniform", "uniform"):
-            raise ConfigError(
-                f"size_distribution must be 'log_uniform' or 'uniform', got {self.size_distribution!r}"
-            )
-        for name in _PROBABILITIES:
-            p = getattr(self, name)
-            if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= float(p) <= 1.0:
-                raise ConfigError(f"{name} must be a fraction in [0, 1], got {p!r}")
-        if self.cyst_probability + self.lipiodol_probability > 1.0:
-            raise ConfigError(
-                "cyst_probability + lipiodol_probability must be <= 1, got "
-                f"{self.cyst_probability + self.lipiodol_probability}"
-            )
-        if self.calcification_fraction[1] > 1.0:
-            raise ConfigError(
-                f"calcification_fraction must be within [0, 1], got {self.calcification_fraction}"
-            )
-        if self.count[0] < 0:
-            raise ConfigError(f"count must be >= 0, got {self.count}")
-        if self.diameter_mm[0] <= 0:
-            raise ConfigError(f"diameter_mm must be > 0 mm, got {self.diameter_mm}")
-        if self.axis_ratio[0] <= 0:
-            raise ConfigError(f"axis_ratio must be > 0, got {self.axis_ratio}")
-        if self.edge_width_mm[0] <= 0:
-            raise ConfigError(f"edge_width_mm must be > 0 mm, got {self.edge_width_mm}")
-        if self.lobulation[1] >= 0.8:
-            raise ConfigError(f"lobulation must stay below 0.8 (relative radius), got {self.lobulation}")
-        if self.merge_blobs[0] < 2:
-            raise ConfigError(f"merge_blobs must be at least 2 blobs, got {self.merge_blobs}")
-        for name in (
-            "margin_mm",
-            "vessel_k_mad",
-            "vessel_min_diameter_mm",
-            "vessel_min_volume_mm3",
-            "necrosis_min_diameter_mm",
-            "local_background_mm",
-        ):
+    @model_validator(mode="after")
+    def _validate(self) -> LesionParams:
+        for name in type(self).model_fields:
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
-        for name in ("avoid_vessels", "match_noise"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if not 0.0 < self.shrink_factor < 1.0:
-            raise ConfigError(f"shrink_factor must be in (0, 1), got {self.shrink_factor!r}")
-        if not isinstance(self.max_placement_tries, int) or self.max_placement_tries < 1:
-            raise ConfigError(
-                f"max_placement_tries must be an integer >= 1, got {self.max_placement_tries!r}"
+            if isinstance(value, tuple):
+                check(value[0] <= value[1], name, "expected (low, high) with low <= high", value)
+                check(min(value) >= 0, name, "expected values >= 0 (not negative)", value)
+        for name in _PROBABILITIES:
+            check(
+                0.0 <= getattr(self, name) <= 1.0, name, "expected a fraction in [0, 1]", getattr(self, name)
             )
-
-    def _check_range(self, name: str, value: tuple[Any, ...], *, integer: bool) -> None:
-        kind = "integers" if integer else "numbers"
-        ok = len(value) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and (not integer or float(v).is_integer())
-            for v in value
+        total = self.cyst_probability + self.lipiodol_probability
+        check(
+            total <= 1.0,
+            "lipiodol_probability",
+            "cyst_probability + lipiodol_probability must be <= 1",
+            total,
         )
-        if not ok:
-            raise ConfigError(f"{name} must be a (low, high) pair of {kind}, got {value!r}")
-        low, high = value
-        if low > high:
-            raise ConfigError(f"{name} must have low <= high, got {value!r}")
-        if any(v < 0 for v in value):
-            raise ConfigError(f"{name} must not be negative, got {value!r}")
-        if integer:
-            object.__setattr__(self, name, (int(low), int(high)))
+        check(
+            self.calcification_fraction[1] <= 1.0,
+            "calcification_fraction",
+            "expected fractions within [0, 1]",
+            self.calcification_fraction,
+        )
+        check(self.diameter_mm[0] > 0, "diameter_mm", "expected diameters > 0 mm", self.diameter_mm)
+        check(self.axis_ratio[0] > 0, "axis_ratio", "expected ratios > 0", self.axis_ratio)
+        check(self.edge_width_mm[0] > 0, "edge_width_mm", "expected widths > 0 mm", self.edge_width_mm)
+        check(
+            self.lobulation[1] < 0.8,
+            "lobulation",
+            "expected values below 0.8 (relative radius)",
+            self.lobulation,
+        )
+        check(self.merge_blobs[0] >= 2, "merge_blobs", "expected at least 2 blobs", self.merge_blobs)
+        for name in _NON_NEGATIVE:
+            check(getattr(self, name) >= 0, name, "expected a number >= 0", getattr(self, name))
+        check(
+            0.0 < self.shrink_factor < 1.0, "shrink_factor", "expected a factor in (0, 1)", self.shrink_factor
+        )
+        check(
+            self.max_placement_tries >= 1,
+            "max_placement_tries",
+            "expected an integer >= 1",
+            self.max_placement_tries,
+        )
+        return self
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         """Names of every parameter, in declaration order."""
-        return tuple(f.name for f in fields(cls))
+        return tuple(cls.model_fields)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> LesionParams:
+    def from_dict(cls, values: Any, *, where: str = "lesion parameters") -> LesionParams:
         """Build from a (YAML/JSON-loaded) mapping; missing keys keep their defaults.
 
         Raises:
@@ -224,11 +217,4 @@ class LesionParams:
             raise ConfigError(
                 f"unknown synthetic-lesion parameter(s) {unknown}; valid: {', '.join(cls.field_names())}"
             )
-        try:
-            return cls(**dict(values))
-        except TypeError as exc:  # pragma: no cover - unknown keys are caught above
-            raise ConfigError(f"bad synthetic-lesion parameters: {exc}") from exc
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable mapping (ranges as lists) that :meth:`from_dict` reads back."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return super().from_dict(values, where=where)

@@ -203,7 +203,8 @@ def run_realism(
             result.skipped += len(ins.skipped)
             result.shrunk += sum(r.shrunk for r in ins.lesions)
             hook = _panel_hook(ins.image, sp, result.synthetic_panels, case_id) if s == 0 else None
-            new = (ins.label == 2) & (lab != 2)
+            # every inserted lesion, tumor or not (a cyst is labelled liver)
+            new = ins.mask & (lab != 2) if ins.mask is not None else np.zeros(lab.shape, bool)
             result.synthetic += lesion_statistics(
                 ins.image, ins.label, sp, lesions=new, case=case_id, source="synthetic", on_lesion=hook
             )

@@ -239,6 +239,11 @@ def _run_batch(args: argparse.Namespace, options) -> int:
     )
     if args.output.exists() and not args.output.is_dir():
         raise LiversegError(f"{args.output}: batch mode needs OUTPUT to be a folder")
+    if args.output.resolve() == args.input.resolve():
+        raise LiversegError(
+            f"{args.output}: the output folder is the input folder; its label maps would be taken "
+            "for cases (or overwrite them): choose another folder"
+        )
     rows: list[tuple[str, str, str]] = []
     failed = 0
     for case in cases:

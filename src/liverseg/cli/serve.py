@@ -1,8 +1,12 @@
 """``liverseg serve``: the web application plus N durable-queue worker processes.
 
-Behind a TLS-terminating reverse proxy, pass ``--forwarded-allow-ips PROXY_IP``: the proxy's
-``X-Forwarded-Proto: https`` then marks session cookies ``Secure`` (or force it with
-``--secure-cookies``).
+Behind a TLS-terminating reverse proxy, pass ``--forwarded-allow-ips PROXY_IP`` (only then are
+``X-Forwarded-For``/``X-Forwarded-Proto`` believed, and only from that address: the proxy's
+``X-Forwarded-Proto: https`` marks session cookies ``Secure``, or force it with
+``--secure-cookies``) and ``--allowed-hosts`` with the name clients use.
+
+The process and its workers create files 0600 and folders 0700 (umask 077): the data dir holds
+patient images.
 """
 
 from __future__ import annotations
@@ -10,12 +14,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from liverseg.service.config import DEFAULT_DATA_DIR, ServiceConfig
+from liverseg.service.config import DEFAULT_ALLOWED_HOSTS, DEFAULT_DATA_DIR, ServiceConfig
 
 log = logging.getLogger(__name__)
 PURGE_EVERY_S = 3600.0
@@ -47,8 +52,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--secure-cookies", action="store_true", help="always mark cookies Secure (HTTPS only)")
     p.add_argument(
         "--forwarded-allow-ips",
-        default="127.0.0.1",
-        help="proxies trusted for X-Forwarded-For/Proto (default 127.0.0.1)",
+        default="",
+        metavar="IPS",
+        help="comma-separated addresses or networks of reverse proxies whose X-Forwarded-For/Proto "
+        "headers are trusted (default: none, the peer address is the client)",
+    )
+    p.add_argument(
+        "--allowed-hosts",
+        default=",".join(DEFAULT_ALLOWED_HOSTS),
+        metavar="HOSTS",
+        help="comma-separated Host header values accepted, e.g. liver.example.org or *.example.org "
+        f"(default: {','.join(DEFAULT_ALLOWED_HOSTS)} plus --host when it is a specific address)",
     )
     p.add_argument("--max-upload-mb", type=int, default=2048, help="largest upload in MiB (default 2048)")
     p.add_argument(
@@ -83,11 +97,13 @@ def run(args: argparse.Namespace) -> int:
     from liverseg.service.config import UploadLimits
     from liverseg.service.lifecycle import purge_expired
     from liverseg.service.worker import start_worker
+    from liverseg.utils import set_umask
 
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
     if args.retention_days is not None and not args.retention_days > 0:
         raise ConfigError(f"--retention-days must be > 0, got {args.retention_days}")
+    set_umask(0o077)  # patient data: files 0600, folders 0700 (inherited by the workers)
     pacs = None
     if args.pacs_url or args.pacs_config or os.environ.get("LIVERSEG_PACS_URL"):
         from liverseg.pacs.config import load_pacs_config
@@ -104,8 +120,10 @@ def run(args: argparse.Namespace) -> int:
         limits=UploadLimits(max_upload_bytes=args.max_upload_mb * 1024**2),
         deidentify=args.deidentify,
         retention_days=args.retention_days,
+        allowed_hosts=allowed_hosts(args.allowed_hosts, args.host),
+        forwarded_allow_ips=_split(args.forwarded_allow_ips),
     )
-    args.data_dir.mkdir(parents=True, exist_ok=True)
+    args.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     app = create_app(config)
     stop = threading.Event()
     procs = [start_worker(config) for _ in range(args.workers)]
@@ -132,13 +150,19 @@ def run(args: argparse.Namespace) -> int:
         args.workers,
         config.data_dir,
     )
+
+    def _terminated(signum: int, _frame: object) -> None:
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again: without a handler
+        # the process would die there and leave its workers running (the finally below).
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         uvicorn.run(
             app,
             host=args.host,
             port=args.port,
-            proxy_headers=True,
-            forwarded_allow_ips=args.forwarded_allow_ips,
+            proxy_headers=False,  # the app trusts X-Forwarded-* only from config.forwarded_allow_ips
             log_level="debug" if args.debug else "info",
             access_log=False,
         )
@@ -152,6 +176,18 @@ def run(args: argparse.Namespace) -> int:
             except Exception:
                 proc.kill()
     return 0
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def allowed_hosts(value: str, listen_host: str) -> tuple[str, ...]:
+    """The ``--allowed-hosts`` list plus the listen address when it is a specific one."""
+    hosts = list(_split(value))
+    if listen_host not in ("0.0.0.0", "::", "") and listen_host not in hosts:
+        hosts.append(listen_host)
+    return tuple(hosts)
 
 
 def main(argv: list[str] | None = None) -> int:

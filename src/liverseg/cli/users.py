@@ -63,8 +63,10 @@ def register(subparsers: Any) -> None:
 def _db(args: argparse.Namespace) -> Any:
     from liverseg.service.config import ServiceConfig
     from liverseg.service.db import Database
+    from liverseg.utils import set_umask
 
-    args.data_dir.mkdir(parents=True, exist_ok=True)
+    set_umask(0o077)  # the data dir and database hold patient data (0700 / 0600)
+    args.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     return Database(ServiceConfig(data_dir=args.data_dir, db_url=args.db).database_url)
 
 

@@ -1,6 +1,9 @@
 """The records of a prepared dataset's ``dataset.json``: cases, splits, fingerprint, writer.
 
 See :mod:`liverseg.data.dataset` for the folder layout and :func:`~liverseg.data.dataset.load_dataset`.
+:class:`CaseInfo` and :class:`Splits` are frozen pydantic models (:mod:`liverseg.frozen`); a
+malformed entry raises :class:`~liverseg.errors.InputError` naming the case, the key, what was
+expected and what was received.
 """
 
 from __future__ import annotations
@@ -8,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import Field, ValidationError
 
 from liverseg.errors import InputError
+from liverseg.frozen import FrozenModel, describe_validation_error
 from liverseg.utils import atomic_write_text
 
 __all__ = [
@@ -50,8 +55,7 @@ _CASE_KEYS = (
 )
 
 
-@dataclass(frozen=True)
-class CaseInfo:
+class CaseInfo(FrozenModel):
     """One case of a prepared dataset (one entry of ``dataset.json["cases"]``).
 
     Attributes:
@@ -70,21 +74,23 @@ class CaseInfo:
         extra: any further keys of the entry (``source_format``, ``warnings``, ...).
     """
 
+    error_class: ClassVar[type[Exception]] = InputError
+
     id: str
     patient_id: str
     image: str
     label: str
-    source: str
-    shape_zyx: tuple[int, int, int]
-    spacing_zyx_mm: tuple[float, float, float]
-    hu_range: dict[str, float]
-    liver_volume_ml: float
-    tumor_volume_ml: float
-    tumor_components: int
-    image_sha256: str
-    label_sha256: str
-    mapping: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    shape_zyx: tuple[int, int, int] = (0, 0, 0)
+    spacing_zyx_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    hu_range: dict[str, float] = Field(default_factory=dict)
+    liver_volume_ml: float = 0.0
+    tumor_volume_ml: float = 0.0
+    tumor_components: int = 0
+    image_sha256: str = ""
+    label_sha256: str = ""
+    mapping: dict[str, Any] = Field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def has_tumor(self) -> bool:
@@ -102,26 +108,15 @@ class CaseInfo:
                     "a patient_id, an image and a label",
                     where,
                 )
+        values = {k: v for k, v in entry.items() if k in _CASE_KEYS}
+        values["extra"] = {k: v for k, v in entry.items() if k not in _CASE_KEYS}
+        for key in ("id", "patient_id", "image", "label"):
+            values[key] = str(values[key])  # ids may be written as numbers by hand
         try:
-            return cls(
-                id=str(entry["id"]),
-                patient_id=str(entry["patient_id"]),
-                image=str(entry["image"]),
-                label=str(entry["label"]),
-                source=str(entry.get("source", "")),
-                shape_zyx=tuple(int(v) for v in entry.get("shape_zyx", (0, 0, 0))),  # type: ignore[arg-type]
-                spacing_zyx_mm=tuple(float(v) for v in entry.get("spacing_zyx_mm", (0, 0, 0))),  # type: ignore[arg-type]
-                hu_range={str(k): float(v) for k, v in dict(entry.get("hu_range", {})).items()},
-                liver_volume_ml=float(entry.get("liver_volume_ml", 0.0)),
-                tumor_volume_ml=float(entry.get("tumor_volume_ml", 0.0)),
-                tumor_components=int(entry.get("tumor_components", 0)),
-                image_sha256=str(entry.get("image_sha256", "")),
-                label_sha256=str(entry.get("label_sha256", "")),
-                mapping=dict(entry.get("mapping", {})),
-                extra={k: v for k, v in entry.items() if k not in _CASE_KEYS},
-            )
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"case {case_id!r} has a malformed entry ({exc})", where) from exc
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            message = describe_validation_error(exc, cls, values, where="case")
+            raise InputError(f"case {case_id!r} has a malformed entry ({message})", where) from exc
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON entry (contract key order, then ``extra``)."""
@@ -145,8 +140,7 @@ class CaseInfo:
         return out
 
 
-@dataclass(frozen=True)
-class Splits:
+class Splits(FrozenModel):
     """Patient-level cross-validation folds plus a held-out test set (``dataset.json["splits"]``).
 
     Attributes:
@@ -157,33 +151,38 @@ class Splits:
         test_fraction: requested fraction of patients held out as test.
     """
 
+    error_class: ClassVar[type[Exception]] = InputError
+
     folds: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
-    test: tuple[str, ...]
+    test: tuple[str, ...] = ()
     seed: int
     method: str = "stratified-kfold"
     test_fraction: float = 0.0
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, where: str = DATASET_JSON) -> Splits:
+    def from_dict(cls, data: Any, *, where: str = DATASET_JSON) -> Splits:  # type: ignore[override]
+        """Parse ``dataset.json["splits"]``: ``{"folds": [{"train": [...], "val": [...]}], "test",
+        "seed", "method", "test_fraction"}``; :class:`InputError` names the malformed key."""
+        shape = "'splits' must be {'folds': [{'train': [...], 'val': [...]}], 'test': [...], 'seed': int}"
+        if not isinstance(data, Mapping):
+            raise InputError(f"{shape}, got {type(data).__name__}", where)
+        values = dict(data)
+        folds = values.get("folds")
+        if isinstance(folds, list | tuple):
+            pairs = []
+            for i, f in enumerate(folds):
+                if not isinstance(f, Mapping) or set(f) != {"train", "val"}:
+                    raise InputError(f"{shape}; folds[{i}] is {f!r}", where)
+                pairs.append((f["train"], f["val"]))
+            values["folds"] = pairs
         try:
-            folds = tuple(
-                (tuple(str(i) for i in f["train"]), tuple(str(i) for i in f["val"])) for f in data["folds"]
-            )
-            return cls(
-                folds=folds,
-                test=tuple(str(i) for i in data.get("test", [])),
-                seed=int(data["seed"]),
-                method=str(data.get("method", "stratified-kfold")),
-                test_fraction=float(data.get("test_fraction", 0.0)),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(
-                f"'splits' must be {{'folds': [{{'train': [...], 'val': [...]}}], 'test': [...], "
-                f"'seed': int}}, got a malformed entry ({type(exc).__name__}: {exc})",
-                where,
-            ) from exc
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            message = describe_validation_error(exc, cls, values, where="splits", prefix="splits")
+            raise InputError(f"{shape}; {message}", where) from exc
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form :meth:`from_dict` reads back equal."""
         return {
             "folds": [{"train": list(tr), "val": list(va)} for tr, va in self.folds],
             "test": list(self.test),

@@ -7,7 +7,9 @@ write -> measure -> report.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from liverseg.errors import InputError
+from liverseg.errors import InputError, OutputError
 from liverseg.inference.lesion_confidence import LesionModel, decide_lesions
 from liverseg.io import Volume, to_canonical
 
@@ -25,7 +27,9 @@ log = logging.getLogger(__name__)
 __all__ = [
     "SegmentOptions",
     "SegmentResult",
+    "check_output_paths",
     "dicom_input_summary",
+    "input_warnings",
     "liver_attenuation_warning",
     "run_segment",
     "segment_volume",
@@ -104,6 +108,16 @@ def liver_attenuation_warning(hu: np.ndarray, parenchyma: np.ndarray) -> str | N
     )
 
 
+def input_warnings(image: Volume) -> list[str]:
+    """Warnings the readers attached to ``image``, repeated in the report so whoever reads the
+    numbers sees them: a documented fallback a reader used (e.g. the nearest orthonormal
+    direction of a slightly sheared NIfTI) and what the DICOM reader left out (files, reasons),
+    a tie between series, a gantry-tilt resampling."""
+    warnings = [str(w) for w in image.metadata.get("warnings") or []]
+    warnings.extend(str(w) for w in (image.metadata.get("dicom") or {}).get("warnings", []))
+    return warnings
+
+
 def segment_volume(
     image: Volume, options: SegmentOptions = SegmentOptions(), progress: ProgressFn | None = None
 ) -> SegmentResult:
@@ -112,7 +126,7 @@ def segment_volume(
     from liverseg.inference.backends import resolve_device
     from liverseg.inference.loading import load_cascade
     from liverseg.inference.postprocess import postprocess_labels
-    from liverseg.preprocessing import check_ct_intensities, check_volume_size
+    from liverseg.preprocessing import check_ct_intensities, check_field_of_view, check_volume_size
 
     timings: dict[str, float] = {}
     warnings: list[str] = []
@@ -120,10 +134,10 @@ def segment_volume(
 
     t0 = time.perf_counter()
     check_volume_size(image)
+    check_field_of_view(image)
     ct_stats = check_ct_intensities(image, path=image.metadata.get("source"))
     warnings.extend(str(w) for w in (ct_stats or {}).get("warnings", []))
-    # what the DICOM reader left out (files, reasons), a tie between series, a gantry-tilt resampling
-    warnings.extend(str(w) for w in (image.metadata.get("dicom") or {}).get("warnings", []))
+    warnings.extend(input_warnings(image))
     bundle = resolve_model(options.model)
     device = resolve_device(options.device)
     backend = options.backend
@@ -203,13 +217,77 @@ def segment_volume(
     return SegmentResult(labels, probs, liver_found, timings, model_info, warnings, confidence)
 
 
-def _check_outputs(paths: list[Path | None]) -> None:
-    """Fail before any work when an output location cannot be written."""
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def _probe_writable(path: Path, what: str) -> None:
+    """Create, write, fsync and remove a small file beside ``path``: permissions, read-only or full
+    file systems show up now, not after the segmentation."""
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=".liverseg-probe.", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot create the {what} ({exc.strerror or exc})", path) from exc
+    try:
+        os.write(fd, b"\0" * 4096)
+        os.fsync(fd)
+    except OSError as exc:
+        raise OutputError(f"cannot write the {what} ({exc.strerror or exc})", path) from exc
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+def check_output_paths(input_path: Path, outputs: dict[str, Path | None], overlays_dir: Path | None) -> None:
+    """Fail before any work when an output cannot or must not be written.
+
+    Refused: an output that is the input itself, two outputs naming the same file, a volume output
+    (label map, probabilities) whose suffix is not a writable volume format, an output that is an
+    existing folder, and a folder where a file cannot be created, written and fsynced (permissions,
+    read-only or full file system).
+
+    Args:
+        input_path: the CT (file or DICOM folder/zip).
+        outputs: description -> path (``None``: not requested); ``"label map"`` and
+            ``"probabilities"`` are checked for a volume suffix.
+        overlays_dir: the overlay pictures folder, or ``None``.
+    """
+    from liverseg.io.itk_files import ITK_WRITE_SUFFIXES, suffix_of
     from liverseg.utils import ensure_parent
 
-    for p in paths:
-        if p is not None:
-            ensure_parent(p)
+    named = [(what, Path(p)) for what, p in outputs.items() if p is not None]
+    for what, path in named:
+        if what in ("label map", "probabilities") and suffix_of(path) not in ITK_WRITE_SUFFIXES:
+            raise OutputError(
+                f"expected an output suffix among {', '.join(ITK_WRITE_SUFFIXES)} for the {what}, "
+                f"got {suffix_of(path) or 'none'!r}",
+                path,
+            )
+        if _same_path(path, input_path):
+            raise OutputError(f"the {what} output is the input CT itself; choose another file", path)
+        if path.is_dir():
+            raise OutputError(f"the {what} output is a folder; give a file name", path)
+    for i, (what_a, a) in enumerate(named):
+        for what_b, b in named[i + 1 :]:
+            if _same_path(a, b):
+                raise OutputError(f"the {what_a} and the {what_b} outputs are the same file", a)
+    if overlays_dir is not None:
+        if _same_path(overlays_dir, input_path) or overlays_dir.is_file():
+            raise OutputError("the overlays output must be a folder other than the input", overlays_dir)
+        named.append(("overlay pictures", overlays_dir / "overview.png"))
+    probed: set[Path] = set()
+    for what, path in named:  # one probe per folder
+        if ensure_parent(path).parent.resolve() not in probed:
+            probed.add(path.parent.resolve())
+            _probe_writable(path, what)
 
 
 def run_segment(
@@ -224,30 +302,42 @@ def run_segment(
     probabilities: str | Path | None = None,
     options: SegmentOptions = SegmentOptions(),
     progress: ProgressFn | None = None,
-    identity: dict[str, Any] | None = None,
     series: str | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Segment one CT file or DICOM series and write the requested outputs; return the report.
 
-    Every output is written atomically; the label map has exactly the input's grid.
-    ``identity`` (patient ID, accession number, study date, series description, label) goes into
-    the report's ``input.identity`` as given; without it a DICOM input's own header identity is
-    used (:func:`liverseg.io.dicom_identity.identity_from_dataset`).
-    ``dicom_sr`` (a TID 1500 structured report) references the segments of ``dicom_seg``, so it
+    Every output location is checked before any work (:func:`check_output_paths`). Outputs are
+    written in one :func:`~liverseg.utils.output_transaction`: each is flushed, fsynced and (the
+    volumes) read back and compared, and they appear together at the end; on any error none of
+    them appears and files of an earlier run stay as they were. The label map has exactly the
+    input's grid. ``dicom_sr`` (a TID 1500 structured report) references the segments of ``dicom_seg``, so it
     needs ``dicom_seg`` too. ``series`` picks the DICOM series or stack to read (SeriesInstanceUID,
-    SeriesNumber or stack id) instead of the automatic choice.
+    SeriesNumber or stack id) instead of the automatic choice. ``identity`` (patient ID, accession
+    number, study date, series description, label) goes into the report's ``input.identity`` as
+    given; without it a DICOM input's own header identity is used
+    (:func:`liverseg.io.dicom_identity.identity_from_dataset`).
     """
     from liverseg.io import read_volume, write_volume
     from liverseg.reporting import build_report, write_html, write_overlays, write_report_json
+    from liverseg.utils import output_transaction
 
     t_start = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
     if dicom_sr is not None and dicom_seg is None:
         raise InputError("--dicom-sr references the segments of the DICOM-SEG: give --dicom-seg too")
-    opt_paths = [
-        Path(p) if p is not None else None for p in (report_json, html, dicom_seg, dicom_sr, probabilities)
-    ]
-    _check_outputs([output_path, *opt_paths, Path(overlays_dir) / "x" if overlays_dir else None])
+    check_output_paths(
+        input_path,
+        {
+            "label map": output_path,
+            "JSON report": None if report_json is None else Path(report_json),
+            "HTML report": None if html is None else Path(html),
+            "DICOM-SEG": None if dicom_seg is None else Path(dicom_seg),
+            "DICOM-SR": None if dicom_sr is None else Path(dicom_sr),
+            "probabilities": None if probabilities is None else Path(probabilities),
+        },
+        None if overlays_dir is None else Path(overlays_dir),
+    )
 
     t0 = time.perf_counter()
     image = read_volume(input_path, kind="image", series=series)
@@ -262,43 +352,44 @@ def run_segment(
     result = segment_volume(image, options, progress)
     timings = {"read": t_read, **result.timings_s}
 
-    t0 = time.perf_counter()
-    write_volume(result.labels, output_path)
-    if probabilities is not None and result.probabilities is not None:
-        _write_probabilities(image, result.probabilities, Path(probabilities))
-    timings["write"] = time.perf_counter() - t0
-
-    input_info: dict[str, Any] = {"name": input_path.name, "format": _input_format(input_path, image)}
-    if identity is None:
-        identity = (image.metadata.get("dicom") or {}).get("identity")
-    if identity:
-        input_info["identity"] = dict(identity)
-    if "dicom" in image.metadata:
-        input_info["dicom"] = dicom_input_summary(image)
-    report = build_report(
-        image,
-        result.labels,
-        model=result.model,
-        timings_s=timings,
-        input_info=input_info,
-        warnings=result.warnings,
-        lesion_confidence=result.lesion_confidence,
-    )
-    if dicom_seg is not None:
+    with output_transaction():
         t0 = time.perf_counter()
-        _write_dicom_outputs(image, result.labels, report, Path(dicom_seg), dicom_sr)
-        timings["write"] += time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if html is not None:
-        write_html(report, image, result.labels, html)
-    if overlays_dir is not None:
-        write_overlays(image, result.labels, report, overlays_dir)
-    timings["report"] = time.perf_counter() - t0
-    timings["total"] = time.perf_counter() - t_start  # everything but writing the JSON itself
-    report["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
-    if report_json is not None:
-        write_report_json(report, report_json)
-    return report
+        write_volume(result.labels, output_path)
+        if probabilities is not None and result.probabilities is not None:
+            _write_probabilities(image, result.probabilities, Path(probabilities))
+        timings["write"] = time.perf_counter() - t0
+
+        input_info: dict[str, Any] = {"name": input_path.name, "format": _input_format(input_path, image)}
+        if identity is None:
+            identity = (image.metadata.get("dicom") or {}).get("identity")
+        if identity:
+            input_info["identity"] = dict(identity)
+        if "dicom" in image.metadata:
+            input_info["dicom"] = dicom_input_summary(image)
+        report = build_report(
+            image,
+            result.labels,
+            model=result.model,
+            timings_s=timings,
+            input_info=input_info,
+            warnings=result.warnings,
+            lesion_confidence=result.lesion_confidence,
+        )
+        if dicom_seg is not None:
+            t0 = time.perf_counter()
+            _write_dicom_outputs(image, result.labels, report, Path(dicom_seg), dicom_sr)
+            timings["write"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if html is not None:
+            write_html(report, image, result.labels, html)
+        if overlays_dir is not None:
+            write_overlays(image, result.labels, report, overlays_dir)
+        timings["report"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - t_start  # everything but writing the JSON itself
+        report["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+        if report_json is not None:
+            write_report_json(report, report_json)
+        return report
 
 
 def _write_dicom_outputs(
@@ -309,12 +400,13 @@ def _write_dicom_outputs(
 
     from liverseg.io import source_datasets, write_dicom_seg, write_dicom_sr
     from liverseg.reporting.dicom_sr import CODING_SCHEMES, lesion_map, measurement_report, seg_reference
+    from liverseg.utils import written_path
 
     lesions, ids = lesion_map(image, labels, report)
     write_dicom_seg(labels, image, seg_path, lesions=lesions, lesion_ids=ids)
     if sr_path is None:
         return
-    seg = pydicom.dcmread(seg_path, stop_before_pixels=True)
+    seg = pydicom.dcmread(written_path(seg_path), stop_before_pixels=True)  # not yet renamed
     sources = source_datasets(image)
     content = measurement_report(report, seg=seg_reference(seg), source_images=sources)
     write_dicom_sr(
@@ -359,11 +451,12 @@ def _write_probabilities(image: Volume, probs: np.ndarray, path: Path) -> None:
     """Class probabilities (background, liver, tumor) as a 3-component float32 image on the input grid."""
     import SimpleITK as sitk
 
+    from liverseg.io.itk_files import verify_itk_file
     from liverseg.utils import atomic_path
 
     img = sitk.GetImageFromArray(np.moveaxis(probs, 0, -1).astype(np.float32), isVector=True)
     img.SetSpacing(image.spacing_xyz)
     img.SetOrigin(image.origin)
     img.SetDirection(tuple(float(v) for v in image.direction.reshape(-1)))
-    with atomic_path(path) as tmp:
+    with atomic_path(path, verify=lambda tmp: verify_itk_file(tmp, img, path)) as tmp:
         sitk.WriteImage(img, str(tmp), useCompression=True)

@@ -1,41 +1,43 @@
 """Load a resolved model bundle into a :class:`~liverseg.inference.predictor.Cascade`.
 
 Loaded cascades are cached per (model folder, device, backend) so the web service's workers and
-batch runs pay the load cost once.
+batch runs pay the load cost once. ONNX exports go to the user cache only (:func:`onnx_cache_dir`),
+so a read-only installation works.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 from pathlib import Path
 
 from liverseg.catalog import ModelBundle
 from liverseg.inference.backends import OnnxBackend, TorchBackend
 from liverseg.inference.predictor import Cascade, StageRunner
+from liverseg.utils import sha256_file
 
 log = logging.getLogger(__name__)
 
-__all__ = ["load_cascade"]
+__all__ = ["load_cascade", "onnx_cache_dir"]
+
+
+def onnx_cache_dir() -> Path:
+    """The user cache of ONNX exports: ``$XDG_CACHE_HOME/liverseg/onnx`` (an absolute
+    ``XDG_CACHE_HOME``), else ``~/.cache/liverseg/onnx``."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
+    return root / "liverseg" / "onnx"
 
 
 def _onnx_cache_path(checkpoint: Path) -> Path:
-    """Where the ONNX export of ``checkpoint`` is kept: beside it if writable, else the user cache."""
-    from liverseg.utils import sha256_file
+    """Where the ONNX export of ``checkpoint`` is kept: the user cache only, keyed by the
+    checkpoint's sha256 and the ONNX opset (never beside the weights: an installed package folder
+    may be read-only, and a shared one must not be written by whoever runs first)."""
+    from liverseg.models.export import ONNX_OPSET
 
-    digest = sha256_file(checkpoint)[:16]
-    beside = checkpoint.with_suffix(f".{digest}.onnx")
-    if beside.exists() or _writable(beside.parent):
-        return beside
-    cache = Path.home() / ".cache" / "liverseg" / "onnx"
-    cache.mkdir(parents=True, exist_ok=True)
-    return cache / f"{checkpoint.stem}.{digest}.onnx"
-
-
-def _writable(folder: Path) -> bool:
-    import os
-
-    return os.access(folder, os.W_OK)
+    digest = sha256_file(checkpoint)
+    return onnx_cache_dir() / f"{checkpoint.stem}-{digest}-opset{ONNX_OPSET}.onnx"
 
 
 def _stage_runner(checkpoint: Path, device: str, backend: str, batch_size: int) -> StageRunner:
@@ -46,6 +48,7 @@ def _stage_runner(checkpoint: Path, device: str, backend: str, batch_size: int) 
         onnx_path = _onnx_cache_path(checkpoint)
         if not onnx_path.exists():
             log.info("exporting %s to ONNX (once) at %s", checkpoint.name, onnx_path)
+            # written atomically (temporary file + rename): concurrent first runs cannot see a partial graph
             from liverseg.models import export_onnx
 
             export_onnx(loaded.model, onnx_path, in_channels=loaded.spec.in_channels)

@@ -37,6 +37,7 @@ from liverseg.io.dicom_scan import read_slice_header, scan_source
 from liverseg.io.dicom_select import Selection, select_stack
 from liverseg.io.dicom_stacks import Stack, find_stacks
 from liverseg.io.dicom_tilt import describe_tilt, resample_tilted, tilt_grid
+from liverseg.io.limits import check_voxel_count
 from liverseg.io.sources import FileSource
 from liverseg.io.volume import Volume
 from liverseg.utils import progress
@@ -136,18 +137,22 @@ def _read_multiframe(src: FileSource, header: SliceHeader) -> Volume:
 def _read_stack(src: FileSource, stack: Stack, path: Path, dtype: Any) -> tuple[Volume, dict[str, Any]]:
     """Pixels of the chosen stack as a volume, plus the tilt description (or ``{}``)."""
     if stack.multiframe:
-        vol = _read_multiframe(src, stack.first)
+        h = stack.first
+        check_voxel_count((h.number_of_frames, h.rows, h.columns), path, "the DICOM header")
+        vol = _read_multiframe(src, h)
         return vol.with_array(vol.array.astype(dtype, copy=False)), {}
     geo = stack.geometry
     assert geo is not None  # single-frame stacks always carry their geometry
     h0 = geo.slices[0]
     shape = (len(geo.slices), h0.rows, h0.columns)
+    check_voxel_count(shape, path, "the DICOM headers")  # before any pixel is decoded
     array = np.empty(shape, dtype=np.float32 if geo.lateral_mm is not None else dtype)
     for k, h in enumerate(progress(geo.slices, desc="DICOM slices")):
         array[k] = _read_pixels(src, h, path)
     if geo.lateral_mm is None:
         return Volume(array, geo.spacing, geo.origin, geo.direction), {}
     grid = tilt_grid(geo, h0.rows, h0.columns)
+    check_voxel_count((shape[0], *grid.shape_yx), path, "the gantry-tilt correction")
     resampled = resample_tilted(array, grid, dtype=dtype)
     return Volume(resampled, geo.spacing, grid.origin, geo.direction), grid.to_metadata()
 

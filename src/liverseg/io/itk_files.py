@@ -1,10 +1,15 @@
 """Single-file volume formats through SimpleITK: NIfTI, NRRD, MetaImage (MHA/MHD).
 
-ITK's NIfTI reader silently returns garbage for truncated files (it reads what is there), so
-NIfTI files are checked for completeness first: uncompressed files against the size their header
-announces, gzip files by decompressing the stream once (zlib checks the length and CRC).
-NIfTI files whose sform/qform is not orthonormal (ITK refuses them) are read with nibabel and
-the nearest orthonormal direction, with a WARNING giving the deviation.
+Before any voxel is decoded: NIfTI files get the raw-header and voxel checks of
+:mod:`liverseg.io.nifti_check` (ITK silently repairs or hides truncation, impossible spacing and
+NaN voxels); every format gets its size (from the header) and geometry checked
+(:mod:`liverseg.io.limits`). Floating-point NRRD/MetaImage voxels are checked to be finite.
+
+NIfTI files whose sform is slightly non-orthonormal (ITK refuses them; a deviation of the
+normalised axes from the nearest orthonormal matrix up to :data:`MAX_SHEAR`) are read with
+nibabel and that nearest orthonormal direction: a WARNING and ``metadata["warnings"]`` (which
+the segmentation report carries) give the deviation. A larger shear is refused: no grid
+liverseg can represent is close to it.
 """
 
 from __future__ import annotations
@@ -18,16 +23,28 @@ from typing import Any
 import numpy as np
 
 from liverseg.errors import InputError, OutputError
+from liverseg.io.limits import check_finite, check_geometry, check_voxel_count
+from liverseg.io.nifti_check import check_nifti_file
 from liverseg.io.volume import Volume
 from liverseg.utils import atomic_path
 
-__all__ = ["ITK_READ_SUFFIXES", "ITK_WRITE_SUFFIXES", "read_itk_file", "suffix_of", "write_itk_file"]
+__all__ = [
+    "ITK_READ_SUFFIXES",
+    "ITK_WRITE_SUFFIXES",
+    "read_itk_file",
+    "suffix_of",
+    "verify_itk_file",
+    "write_itk_file",
+]
 
 log = logging.getLogger(__name__)
 
 ITK_READ_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 #: .mhd/.nhdr write a second (data) file, which cannot be made atomic; use .mha/.nrrd instead.
 ITK_WRITE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+#: Largest deviation from orthonormal of a NIfTI affine's normalised axes read with the nearest
+#: orthonormal direction (about 1 degree of shear); beyond it the file is refused.
+MAX_SHEAR = 0.02
 _CHUNK = 16 * 1024 * 1024
 
 
@@ -37,40 +54,8 @@ def suffix_of(path: str | Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
 
 
-def _check_nifti_complete(path: Path) -> None:
-    import nibabel as nib
-
-    try:
-        img = nib.load(str(path))  # reads the header only; voxels stay on disk
-        header, offset = img.header, int(img.dataobj.offset)
-    except Exception as exc:  # nibabel raises many types for corrupt headers
-        raise InputError(f"not a readable NIfTI file ({type(exc).__name__}: {exc})", path) from exc
-    n_vox = int(np.prod(header.get_data_shape(), dtype=np.int64))
-    expected = offset + n_vox * header.get_data_dtype().itemsize
-    if suffix_of(path) == ".nii.gz":
-        size = 0
-        try:
-            with gzip.open(path, "rb") as fh:
-                while block := fh.read(_CHUNK):
-                    size += len(block)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise InputError(
-                f"the gzip stream is truncated or corrupt ({exc}); expected a complete .nii.gz file "
-                "(re-copy or re-export it)",
-                path,
-            ) from exc
-    else:
-        size = path.stat().st_size
-    if size < expected:
-        raise InputError(
-            f"the file is truncated: its header announces {expected} bytes of header and voxels "
-            f"{tuple(header.get_data_shape())}, got {size} bytes",
-            path,
-        )
-
-
 def _read_nifti_nibabel(path: Path) -> Volume:
-    """Fallback for NIfTI files with a non-orthonormal affine (ITK refuses them)."""
+    """Fallback for NIfTI files with a slightly non-orthonormal affine (ITK refuses them)."""
     import nibabel as nib
 
     img = nib.load(str(path))
@@ -79,19 +64,27 @@ def _read_nifti_nibabel(path: Path) -> Volume:
     affine = np.asarray(img.affine, dtype=float)
     lps = np.diag([-1.0, -1.0, 1.0]) @ affine[:3, :3]  # RAS -> LPS, columns = index axes i, j, k
     spacing_xyz = np.linalg.norm(lps, axis=0)
+    if not np.all(np.isfinite(lps)) or np.any(spacing_xyz <= 0):
+        raise InputError(f"the NIfTI affine is singular or not finite, got {affine[:3, :3].tolist()}", path)
     u, _, vt = np.linalg.svd(lps / spacing_xyz)
     direction = u @ vt  # nearest orthonormal matrix (polar decomposition)
     deviation = float(np.abs(direction - lps / spacing_xyz).max())
-    log.warning(
-        "%s: the NIfTI affine is not orthonormal (max deviation %.3g); using the nearest "
-        "orthonormal direction",
-        path,
-        deviation,
+    if deviation > MAX_SHEAR:
+        raise InputError(
+            f"the NIfTI affine is not orthonormal (its axes deviate by {deviation:.3g} from the nearest "
+            f"orthonormal ones, more than the {MAX_SHEAR} liverseg corrects): a sheared grid, e.g. "
+            "gantry tilt; resample it onto a regular grid first",
+            path,
+        )
+    warning = (
+        f"the NIfTI affine is not orthonormal (max deviation {deviation:.3g}); the nearest orthonormal "
+        "direction was used, so positions may be off by that fraction of the distance from the origin"
     )
+    log.warning("%s: %s", path, warning)
     origin = np.diag([-1.0, -1.0, 1.0]) @ affine[:3, 3]
     array = np.asarray(img.dataobj).transpose(2, 1, 0)
     sx, sy, sz = spacing_xyz
-    return Volume(array, (sz, sy, sx), origin, direction)
+    return Volume(array, (sz, sy, sx), origin, direction, {"warnings": [warning]})
 
 
 def read_itk_file(path: Path, *, kind: str) -> Volume:
@@ -103,14 +96,15 @@ def read_itk_file(path: Path, *, kind: str) -> Volume:
     import SimpleITK as sitk
 
     suffix = suffix_of(path)
-    if suffix in (".nii", ".nii.gz"):
-        _check_nifti_complete(path)
+    nifti = suffix in (".nii", ".nii.gz")
+    if nifti:
+        check_nifti_file(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
-        if "orthonormal" in str(exc) and suffix in (".nii", ".nii.gz"):
+        if "orthonormal" in str(exc) and nifti:
             return _read_nifti_nibabel(path)
         raise InputError(f"cannot read the {suffix} file ({_itk_reason(exc)})", path) from exc
     size = reader.GetSize()
@@ -127,6 +121,8 @@ def read_itk_file(path: Path, *, kind: str) -> Volume:
             "extract one 3D volume first",
             path,
         )
+    check_voxel_count(size[::-1], path, f"the {suffix} header")
+    check_geometry(reader.GetSpacing(), reader.GetDirection(), path, f"the {suffix} header")
     if reader.GetNumberOfComponents() != 1:
         raise InputError(
             f"expected one value per voxel, got {reader.GetNumberOfComponents()} components (a vector "
@@ -137,7 +133,10 @@ def read_itk_file(path: Path, *, kind: str) -> Volume:
         image = reader.Execute()
     except RuntimeError as exc:
         raise InputError(f"cannot read the voxel data ({_itk_reason(exc)})", path) from exc
-    return Volume.from_sitk(image)
+    volume = Volume.from_sitk(image)
+    if not nifti:  # NIfTI voxels were checked on the raw bytes (ITK reads NaN there as 0)
+        check_finite(volume.array, path)
+    return volume
 
 
 def _itk_reason(exc: Exception) -> str:
@@ -145,8 +144,53 @@ def _itk_reason(exc: Exception) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
+def verify_itk_file(tmp: Path, expected: Any, final: Path) -> None:
+    """Re-read a just-written file and refuse it unless it holds exactly ``expected``.
+
+    SimpleITK does not report failed writes (a full disk leaves a truncated ``.nii.gz`` that it
+    still reads), so every written volume is read back: the gzip stream must be complete (zlib
+    checks its CRC and length) and the voxels and geometry equal to what was written.
+
+    Args:
+        tmp: the written (temporary) file.
+        expected: the ``SimpleITK.Image`` that was written.
+        final: the destination, named in the error.
+    """
+    import SimpleITK as sitk
+
+    try:
+        if tmp.name.lower().endswith(".gz"):
+            with gzip.open(tmp, "rb") as fh:
+                while fh.read(_CHUNK):
+                    pass
+        back = sitk.ReadImage(str(tmp))
+    except (OSError, EOFError, zlib.error, RuntimeError) as exc:
+        raise OutputError(
+            f"the written file does not read back ({_one_line(exc)}): disk full?", final
+        ) from exc
+    same = (
+        back.GetSize() == expected.GetSize()
+        and back.GetNumberOfComponentsPerPixel() == expected.GetNumberOfComponentsPerPixel()
+        and np.allclose(back.GetSpacing(), expected.GetSpacing(), rtol=1e-5)
+        and np.allclose(back.GetOrigin(), expected.GetOrigin(), rtol=1e-5, atol=1e-3)
+        and np.allclose(back.GetDirection(), expected.GetDirection(), atol=1e-5)
+        and np.array_equal(
+            sitk.GetArrayViewFromImage(back), sitk.GetArrayViewFromImage(expected), equal_nan=True
+        )
+    )
+    if not same:
+        raise OutputError("the written file does not read back identical to the volume: disk full?", final)
+
+
+def _one_line(exc: Exception) -> str:
+    return _itk_reason(exc) if isinstance(exc, RuntimeError) else " ".join(str(exc).split())
+
+
 def write_itk_file(volume: Volume, path: Path) -> Path:
-    """Write ``volume`` atomically to a .nii.gz/.nii/.nrrd/.mha file (bool is stored as uint8)."""
+    """Write ``volume`` atomically to a .nii.gz/.nii/.nrrd/.mha file (bool is stored as uint8).
+
+    The file is read back and compared before it replaces ``path`` (:func:`verify_itk_file`).
+    """
     import SimpleITK as sitk
 
     suffix = suffix_of(path)
@@ -159,7 +203,7 @@ def write_itk_file(volume: Volume, path: Path) -> Path:
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
     image = volume.with_array(array).to_sitk()
-    with atomic_path(path) as tmp:
+    with atomic_path(path, verify=lambda tmp: verify_itk_file(tmp, image, path)) as tmp:
         try:
             sitk.WriteImage(image, str(tmp), useCompression=suffix != ".nii")
         except RuntimeError as exc:

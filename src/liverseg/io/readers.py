@@ -22,6 +22,7 @@ import numpy as np
 from liverseg.errors import InputError
 from liverseg.io.itk_files import ITK_READ_SUFFIXES, read_itk_file, suffix_of, write_itk_file
 from liverseg.io.labels import check_label_map
+from liverseg.io.limits import check_finite
 from liverseg.io.sources import DICOMDIR_SOP_CLASS, is_dicom_file
 from liverseg.io.volume import Volume
 
@@ -93,8 +94,10 @@ def read_volume(
 
     Raises:
         InputError: the path does not exist, is empty, corrupt/truncated, 2D or 4D, of an
-            unknown format, or (labels) holds values outside {0, 1, 2}; ``series`` given for a
-            non-DICOM input.
+            unknown format, larger than :data:`liverseg.io.limits.MAX_VOXELS` (checked from the
+            header), has an impossible geometry (zero, negative or non-finite spacing, singular
+            or sheared direction), holds NaN/infinite voxels, or (labels) holds values outside
+            {0, 1, 2}; ``series`` given for a non-DICOM input.
     """
     if kind not in ("image", "label"):
         raise InputError(f"expected kind 'image' or 'label', got {kind!r}")
@@ -113,7 +116,7 @@ def read_volume(
             raise InputError(
                 f"a series ({series}) can only be chosen in DICOM input, got a {suffix} file", path
             )
-        volume = read_itk_file(path, kind=kind)
+        volume = read_itk_file(path, kind=kind)  # checks its own voxels (NIfTI: on the raw bytes)
     elif suffix in _PICTURE_SUFFIXES:
         raise InputError(
             f"expected a 3D CT volume ({_SUPPORTED}), got a 2D {suffix[1:].upper()} picture; a folder "
@@ -123,6 +126,8 @@ def read_volume(
     else:
         raise InputError(f"unknown format {suffix or '(no extension)'!r}; expected {_SUPPORTED}", path)
 
+    if suffix not in ITK_READ_SUFFIXES or path.is_dir():
+        check_finite(volume.array, path)  # DICOM: e.g. a NaN RescaleSlope
     metadata = {**volume.metadata, "source": str(path)}
     if kind == "image":
         if volume.shape[0] < 2:

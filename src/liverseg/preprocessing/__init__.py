@@ -5,10 +5,16 @@
 * :mod:`~liverseg.preprocessing.spatial`: resampling to a spacing or shape, with the exact inverse.
 * :mod:`~liverseg.preprocessing.crop`: body / label bounding boxes, crop with exact geometry and
   its inverse, empty-slice removal.
-* :mod:`~liverseg.preprocessing.checks`: "is this CT in HU?" and size limits for inputs.
+* :mod:`~liverseg.preprocessing.checks`: "is this CT in HU?", size limits and a plausible field of
+  view for inputs.
 """
 
-from liverseg.preprocessing.checks import DEFAULT_MAX_VOXELS, check_ct_intensities, check_volume_size
+from liverseg.preprocessing.checks import (
+    DEFAULT_MAX_VOXELS,
+    check_ct_intensities,
+    check_field_of_view,
+    check_volume_size,
+)
 from liverseg.preprocessing.crop import (
     Box,
     body_bbox,
@@ -47,6 +53,7 @@ __all__ = [
     "box_from_json",
     "box_to_json",
     "check_ct_intensities",
+    "check_field_of_view",
     "check_volume_size",
     "clip_hu",
     "crop",

@@ -1,4 +1,5 @@
-"""Sanity checks on an input volume before it is segmented: is it CT in HU, is it too large.
+"""Sanity checks on an input volume before it is segmented: is it CT in HU, is it too large, is its
+field of view one a CT scanner can produce.
 
 The heuristic of :func:`check_ct_intensities`, applied in this order (the first rule that fires
 raises :class:`~liverseg.errors.InputError`):
@@ -32,14 +33,29 @@ from typing import Any
 import numpy as np
 
 from liverseg.errors import InputError
+from liverseg.io.limits import MAX_VOXELS
 from liverseg.io.volume import Volume
 
-__all__ = ["DEFAULT_MAX_VOXELS", "check_ct_intensities", "check_volume_size"]
+__all__ = [
+    "DEFAULT_MAX_VOXELS",
+    "MAX_INPLANE_FOV_MM",
+    "MAX_Z_EXTENT_MM",
+    "check_ct_intensities",
+    "check_field_of_view",
+    "check_volume_size",
+]
 
 log = logging.getLogger(__name__)
 
-#: Default limit of :func:`check_volume_size`: 512 x 512 x 2048 voxels (2 GiB as float32).
-DEFAULT_MAX_VOXELS = 512 * 512 * 2048
+#: Default limit of :func:`check_volume_size`: 512 x 512 x 2048 voxels (2 GiB as float32), the
+#: limit the readers already apply from the file header (:data:`liverseg.io.limits.MAX_VOXELS`).
+DEFAULT_MAX_VOXELS = MAX_VOXELS
+
+#: Largest in-plane field of view (mm, per axis) of a CT: scanner bores are 70-90 cm wide and the
+#: reconstruction field of view is at most ~70 cm. A larger one means a wrong spacing in the header.
+MAX_INPLANE_FOV_MM = 1000.0
+#: Longest scan (mm along the slices): more than a whole-body scan of the tallest patient.
+MAX_Z_EXTENT_MM = 3000.0
 
 _SAMPLE_VOXELS = 4_000_000
 _SLAB_VOXELS = 1 << 24
@@ -160,5 +176,27 @@ def check_volume_size(
         raise InputError(
             f"volume too large: shape (z, y, x) {volume.shape} = {n:,} voxels ({gib:.1f} GiB as "
             f"float32); at most {max_voxels:,} voxels are accepted. Crop or downsample it first",
+            _source(volume, path),
+        )
+
+
+def check_field_of_view(volume: Volume, *, path: str | Path | None = None) -> None:
+    """Raise :class:`InputError` when the volume's physical extent is impossible for a CT.
+
+    The in-plane extent (rows and columns times their spacing) must be at most
+    :data:`MAX_INPLANE_FOV_MM` per axis and the slice extent at most :data:`MAX_Z_EXTENT_MM`.
+    A wrong spacing in a header (e.g. 5 mm voxels for a 512 x 512 image: a 2.5 m field of view)
+    would otherwise make the model's resampled grids tens of times too large, costing many GiB
+    and minutes for a meaningless result.
+    """
+    nz, ny, nx = volume.shape
+    sz, sy, sx = volume.spacing
+    fov_y, fov_x, extent_z = ny * sy, nx * sx, nz * sz
+    if max(fov_y, fov_x) > MAX_INPLANE_FOV_MM or extent_z > MAX_Z_EXTENT_MM:
+        raise InputError(
+            f"expected a CT field of view of at most {MAX_INPLANE_FOV_MM:.0f} mm in-plane and "
+            f"{MAX_Z_EXTENT_MM:.0f} mm along the slices, got {fov_y:.0f} x {fov_x:.0f} mm in-plane and "
+            f"{extent_z:.0f} mm (shape (z, y, x) {volume.shape} at spacing {tuple(round(v, 4) for v in volume.spacing)} "
+            "mm): the voxel spacing in the header is implausible",
             _source(volume, path),
         )

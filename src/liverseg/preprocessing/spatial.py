@@ -36,10 +36,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from liverseg.errors import ConfigError, GeometryError
+from liverseg.errors import ConfigError, GeometryError, InputError
 from liverseg.io.volume import Volume
 
-__all__ = ["ResampleInfo", "resample_array", "resample_to_shape", "resample_to_spacing"]
+__all__ = [
+    "MAX_RESAMPLED_VOXELS",
+    "ResampleInfo",
+    "resample_array",
+    "resample_to_shape",
+    "resample_to_spacing",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,11 @@ Shape = tuple[int, int, int]
 
 #: Target number of voxels per processed slab (input or output side): ~64 MB as float32.
 CHUNK_VOXELS = 1 << 24
+#: Largest grid a resampling may produce (spatial voxels, checked before allocating): 2**27 =
+#: 134 M voxels, 512 MiB as float32. The largest legitimate grids of the pipeline are ~40 M voxels
+#: (a 2 m whole-body CT at stage 1's 3 x 2.5 x 2.5 mm); a larger one means an impossible spacing
+#: (e.g. 50 mm voxels of a 512 x 512 image: a 25 m field of view).
+MAX_RESAMPLED_VOXELS = 1 << 27
 # Extra input slices around a slab so spline prefiltering near slab edges matches the whole-volume
 # result (the cubic B-spline prefilter decays like 0.268^k: 12 slices leave < 1e-6 relative error).
 _SPLINE_PAD = 12
@@ -89,6 +100,7 @@ def resample_array(
     scale_a = np.asarray(scale, dtype=float)
     offset_a = np.asarray(offset, dtype=float)
     out_shape = tuple(int(s) for s in out_shape)
+    _check_grid_size(out_shape, "resampling")
     dtype = array.dtype if order == 0 else np.dtype(np.float32)
     if array.dtype == bool and order == 0:
         return resample_array(
@@ -116,6 +128,33 @@ def resample_array(
         else:
             _spline_slab(array, scale_a, offset_a, out_shape, z0, z1, order, out[z0:z1])
     return out
+
+
+def _check_grid_size(shape: Sequence[int], what: str, source: object = None, detail: str = "") -> None:
+    """Raise :class:`InputError` before allocating a grid of more than :data:`MAX_RESAMPLED_VOXELS`."""
+    n = math.prod(int(s) for s in shape)
+    if n > MAX_RESAMPLED_VOXELS:
+        raise InputError(
+            f"too large to resample: {what} needs a grid of shape {tuple(int(s) for s in shape)} = {n:,} "
+            f"voxels ({n * 4 / 2**30:.1f} GiB as float32), more than the {MAX_RESAMPLED_VOXELS:,} allowed"
+            f"{detail}",
+            source,  # type: ignore[arg-type]
+        )
+
+
+def _check_target(volume: Volume, shape: Sequence[int], spacing: Sequence[float]) -> None:
+    extent = tuple(round(n * s) for n, s in zip(volume.shape, volume.spacing, strict=True))
+    _check_grid_size(
+        shape,
+        f"resampling shape {volume.shape} at {_mm(volume.spacing)} mm to {_mm(spacing)} mm",
+        volume.metadata.get("source"),
+        f": the voxel spacing {_mm(volume.spacing)} mm makes a field of view of {extent[0]} x "
+        f"{extent[1]} x {extent[2]} mm (z, y, x), implausible for a CT; check the spacing in the header",
+    )
+
+
+def _mm(values: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"
 
 
 def _axis_index(
@@ -344,6 +383,7 @@ def resample_to_spacing(
         a = t / s
         shape.append(n_new), scale.append(a), offset.append((n - 1) / 2.0 - a * (n_new - 1) / 2.0)
         spacing.append(t)
+    _check_target(volume, shape, spacing)
     info = _make_info(volume, tuple(shape), tuple(scale), tuple(offset), tuple(spacing))  # type: ignore[arg-type]
     return _apply(volume, info, order)
 
@@ -367,5 +407,6 @@ def resample_to_shape(
             raise ConfigError(f"target shape entries must be positive integers or None, got {shape_zyx!r}")
         a = n / int(t)
         shape.append(int(t)), scale.append(a), offset.append((a - 1.0) / 2.0), spacing.append(s * a)
+    _check_target(volume, shape, spacing)
     info = _make_info(volume, tuple(shape), tuple(scale), tuple(offset), tuple(spacing))  # type: ignore[arg-type]
     return _apply(volume, info, order)

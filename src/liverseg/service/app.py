@@ -1,110 +1,66 @@
-"""The FastAPI application: middleware (body limit, security headers), error mapping, routers.
+"""The FastAPI application: middleware, error mapping, routers, start-up housekeeping.
 
 ``create_app(config)`` builds everything; ``liverseg serve`` runs it with uvicorn. The OpenAPI
 document is served at ``/openapi.json`` (authenticated like every other endpoint); the
 CDN-based Swagger pages are off.
+
+Middleware, outermost first: ``X-Forwarded-*`` headers taken only from
+``config.forwarded_allow_ips`` (uvicorn's ``ProxyHeadersMiddleware``), security headers, the
+allowed ``Host`` headers (``config.allowed_hosts``), per-route body limits, authentication
+before any request body is read, and the commit of the request's database session before the
+response starts (:mod:`liverseg.service.middleware`).
+
+At start: the schema is created if needed, shipped models are registered, data-dir permissions
+are made private (0700/0600) and study folders without a database row are removed
+(:meth:`~liverseg.service.storage.Storage.sweep_orphans`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
-from typing import Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from sqlalchemy import select
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from liverseg import __version__
-from liverseg.errors import LiversegError
+from liverseg.service.auth import ViewLog
 from liverseg.service.config import ServiceConfig
-from liverseg.service.db import Database
+from liverseg.service.db import Database, Study
 from liverseg.service.deps import Auth, current_user
-from liverseg.service.storage import Storage, UploadTooLargeError
+from liverseg.service.errors import install_error_handlers
+from liverseg.service.middleware import (
+    AuthGateMiddleware,
+    BodyLimit,
+    BodyLimitMiddleware,
+    CommitBeforeResponseMiddleware,
+    SecurityHeadersMiddleware,
+)
+from liverseg.service.storage import Storage
 from liverseg.service.viewer import ViewerCache
 
-__all__ = ["create_app", "public_message"]
+__all__ = ["PUBLIC_UNSAFE_PATHS", "body_limits", "create_app"]
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
+#: State-changing routes reachable without a session (checked by the route itself).
+PUBLIC_UNSAFE_PATHS = ("/api/login",)
 
 
-class BodyLimitMiddleware:
-    """Refuse request bodies over ``max_bytes`` with 413, by Content-Length or while streaming."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await _too_large(send, self.max_bytes)
-            return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise UploadTooLargeError(f"request body larger than the limit of {self.max_bytes} bytes")
-            return message
-
-        await self.app(scope, limited, send)
-
-
-async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": f"request body larger than the limit of {limit} bytes"}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-def _security_headers(response: Response, request: Request) -> None:
-    h = response.headers
-    h.setdefault("Content-Security-Policy", CSP)
-    h.setdefault("X-Content-Type-Options", "nosniff")
-    h.setdefault("X-Frame-Options", "DENY")
-    h.setdefault("Referrer-Policy", "no-referrer")
-    h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-    if request.url.scheme == "https":
-        h.setdefault("Strict-Transport-Security", "max-age=31536000")
-    if not request.url.path.startswith("/static/"):
-        h.setdefault("Cache-Control", "no-store")
-
-
-MAX_MESSAGE_CHARS = 600
-
-
-def public_message(exc: Exception, data_root: Path) -> str:
-    """A user error's message as a client may see it: one line, no server paths (a file is named
-    by its name only, the data folder is ``<data>``), at most :data:`MAX_MESSAGE_CHARS`."""
-    msg = str(exc)
-    path = getattr(exc, "path", None)
-    if isinstance(path, Path):
-        msg = msg.replace(str(path), path.name)
-    msg = msg.replace(str(data_root), "<data>")
-    msg = " ".join(msg.split())
-    return msg if len(msg) <= MAX_MESSAGE_CHARS else msg[: MAX_MESSAGE_CHARS - 1] + "…"
+def body_limits(config: ServiceConfig) -> list[BodyLimit]:
+    """Per-route request body limits; every other route gets ``limits.max_request_bytes``."""
+    lim = config.limits
+    return [
+        BodyLimit("POST", r"/api/login", lim.max_login_bytes),
+        BodyLimit("POST", r"/api/studies", lim.max_upload_bytes),
+        BodyLimit("POST", r"/api/studies/[^/]+/problems", lim.max_label_bytes + lim.max_request_bytes),
+        BodyLimit("POST", r"/api/admin/models", lim.max_label_bytes),
+    ]
 
 
 def create_app(config: ServiceConfig, database: Database | None = None) -> FastAPI:
@@ -130,39 +86,30 @@ def create_app(config: ServiceConfig, database: Database | None = None) -> FastA
         redoc_url=None,
         openapi_url=None,
     )
+    storage = Storage(config.data_dir)
     app.state.config = config
     app.state.database = database
-    app.state.storage = Storage(config.data_dir)
+    app.state.storage = storage
     app.state.viewer_cache = ViewerCache(config.viewer_cache_studies)
+    app.state.view_log = ViewLog(config.view_window_s)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     registry.sync_shipped_models(database)
+    storage.harden_permissions()
+    with database.session() as s:
+        known = s.scalars(select(Study.id)).all()
+    storage.sweep_orphans(known, config.orphan_grace_s)
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next: Any) -> Response:
-        response = await call_next(request)
-        _security_headers(response, request)
-        return response
-
-    app.add_middleware(BodyLimitMiddleware, max_bytes=config.limits.max_upload_bytes + 1024 * 1024)
-
-    @app.exception_handler(UploadTooLargeError)
-    async def _too_large_handler(_request: Request, exc: UploadTooLargeError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=413)
-
-    @app.exception_handler(LiversegError)
-    async def _user_error(_request: Request, exc: LiversegError) -> JSONResponse:
-        return JSONResponse({"detail": public_message(exc, app.state.storage.root)}, status_code=422)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        wants_html = "text/html" in request.headers.get("accept", "") and not request.url.path.startswith(
-            "/api/"
-        )
-        if exc.status_code == 401 and wants_html:
-            return RedirectResponse("/login", status_code=303)
-        return JSONResponse(
-            {"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
-        )
+    # added innermost first: the last one added runs first
+    app.add_middleware(CommitBeforeResponseMiddleware)
+    app.add_middleware(AuthGateMiddleware, database=database, public=PUBLIC_UNSAFE_PATHS)
+    app.add_middleware(
+        BodyLimitMiddleware, limits=body_limits(config), default_max_bytes=config.limits.max_request_bytes
+    )
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts), www_redirect=False)
+    app.add_middleware(SecurityHeadersMiddleware)
+    if config.forwarded_allow_ips:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(config.forwarded_allow_ips))
+    install_error_handlers(app)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi(_auth: Auth = Depends(current_user)) -> JSONResponse:

@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from liverseg.pacs.config import PacsConfig
 
-__all__ = ["DEFAULT_DATA_DIR", "ServiceConfig", "UploadLimits", "default_db_url"]
+__all__ = ["DEFAULT_ALLOWED_HOSTS", "DEFAULT_DATA_DIR", "ServiceConfig", "UploadLimits", "default_db_url"]
 
 DEFAULT_DATA_DIR = Path("liverseg-data")
+#: Host headers accepted by default: the service on this machine only (``--allowed-hosts`` adds
+#: the names clients use, e.g. the reverse proxy's public name).
+DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
@@ -28,12 +31,16 @@ class UploadLimits:
         max_uncompressed_bytes: largest total uncompressed size of a zip or of a NIfTI's voxels.
         max_zip_files: most entries a DICOM zip may hold.
         max_label_bytes: largest corrected label map / model file upload.
+        max_login_bytes: largest ``POST /api/login`` body (JSON name and password).
+        max_request_bytes: largest body of every other route (JSON and forms without files).
     """
 
     max_upload_bytes: int = 2 * 1024**3
     max_uncompressed_bytes: int = 8 * 1024**3
     max_zip_files: int = 5000
     max_label_bytes: int = 512 * 1024**2
+    max_login_bytes: int = 4 * 1024
+    max_request_bytes: int = 1024**2
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,16 @@ class ServiceConfig:
         segmenter: ``"module:function"`` replacing :func:`liverseg.service.jobs.run_job_segmentation`
             (integration tests use a fast fake); ``None`` runs the real pipeline.
         viewer_cache_studies: how many studies' viewer descriptions one process keeps in memory.
+        viewer_cache_studies: how many studies' memory-mapped volumes one process keeps open.
+        allowed_hosts: accepted ``Host`` header values (others get 400), e.g. ``"liver.example.org"``
+            or ``"*.example.org"``; ``("*",)`` accepts any (not recommended).
+        forwarded_allow_ips: addresses or networks of reverse proxies whose ``X-Forwarded-For`` /
+            ``X-Forwarded-Proto`` headers are trusted; empty: trusted from nobody (the peer
+            address is the client).
+        view_window_s: a study accessed again by the same session within this time is the same
+            view (one ``study_view`` audit event per view, not per slice).
+        orphan_grace_s: at start, study folders without a database row and abandoned uploads
+            untouched for this long are removed.
         pacs: the DICOMweb PACS studies can be imported from (``None``: no PACS import).
         deidentify: store pseudonyms (keyed hash) instead of patient IDs and accession numbers
             in the database, the pages and the reports (:mod:`liverseg.service.identity`).
@@ -78,6 +95,10 @@ class ServiceConfig:
     max_attempts: int = 3
     segmenter: str | None = None
     viewer_cache_studies: int = 8
+    allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
+    forwarded_allow_ips: tuple[str, ...] = ()
+    view_window_s: float = 1800.0
+    orphan_grace_s: float = 600.0
     pacs: PacsConfig | None = None
     deidentify: bool = False
     retention_days: float | None = None

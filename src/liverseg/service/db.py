@@ -1,14 +1,28 @@
 """Database schema (SQLAlchemy 2.0) and the engine/session factory.
 
-SQLite (default, WAL mode, ``BEGIN IMMEDIATE`` transactions so concurrent writers from several
-processes wait instead of failing) and PostgreSQL (``postgresql+psycopg://``) are supported.
-Migrations: ``create_all`` plus a ``schema_version`` table; a database written by a newer schema
-is refused, one written by an older schema is upgraded in place (:data:`UPGRADES`: nullable
-columns added with ``ALTER TABLE``). Timestamps are naive UTC.
+SQLite (default) and PostgreSQL (``postgresql+psycopg://``) are supported. Migrations:
+``create_all`` plus a ``schema_version`` table; a database written by a newer schema is refused,
+one written by an older schema is upgraded in place (:data:`UPGRADES`: nullable columns added
+with ``ALTER TABLE``). Timestamps are naive UTC.
+
+SQLite concurrency (one writer at a time, readers never blocked in WAL mode):
+
+* :meth:`Database.session` (workers, the CLI) starts every transaction with ``BEGIN IMMEDIATE``:
+  it takes the write lock up front, waiting up to the 60 s busy timeout, so two processes never
+  fail upgrading a read lock.
+* :meth:`Database.request_session` (web requests) starts transactions as plain reads, which never
+  wait and never block anyone. The first write statement of a transaction ends that read
+  snapshot and re-begins with ``BEGIN IMMEDIATE`` (a deferred read transaction cannot wait for
+  the write lock: SQLite would fail at once with "database is locked"). So a request holds the
+  write lock only from its first write to its commit, and only requests that write take it.
+  Code that reads a value and writes something computed from it calls :func:`write_lock` first.
+* No database call may run on the web server's event loop (where waiting for a lock would stall
+  every request, including the one holding the lock): the request session refuses it loudly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,6 +66,7 @@ __all__ = [
     "User",
     "UserSession",
     "utcnow",
+    "write_lock",
 ]
 
 log = logging.getLogger(__name__)
@@ -293,6 +308,9 @@ class Database:
             raise ConfigError(f"cannot use database URL {_redact(url)!r}: {exc}") from exc
         self.dialect = self.engine.dialect.name
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._request_sessions = sessionmaker(
+            self.engine.execution_options(**{_READ_FIRST: True}), expire_on_commit=False
+        )
         if create:
             self.create_schema()
 
@@ -335,16 +353,17 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session committed at the end of the block (rolled back on error)."""
-        s = self._sessions()
-        try:
+        """A session committed at the end of the block (rolled back on error); on SQLite each of
+        its transactions holds the write lock from its start."""
+        with _committing(self._sessions()) as s:
             yield s
-            s.commit()
-        except BaseException:
-            s.rollback()
-            raise
-        finally:
-            s.close()
+
+    @contextmanager
+    def request_session(self) -> Iterator[Session]:
+        """A session for a web request: transactions start as reads and take the write lock only
+        at their first write (see the module docstring); committed at the end of the block."""
+        with _committing(self._request_sessions()) as s:
+            yield s
 
     def new_session(self) -> Session:
         """A plain session (the caller commits and closes)."""
@@ -354,6 +373,31 @@ class Database:
         self.engine.dispose()
 
 
+@contextmanager
+def _committing(s: Session) -> Iterator[Session]:
+    try:
+        yield s
+        s.commit()
+    except BaseException:
+        s.rollback()
+        raise
+    finally:
+        s.close()
+
+
+def write_lock(session: Session) -> None:
+    """Make the session's current transaction a write transaction now.
+
+    On SQLite a request session's read transaction is ended and ``BEGIN IMMEDIATE`` taken, so
+    nothing read from here on can change before this transaction commits (call it before a
+    read-modify-write, then re-read). Elsewhere (PostgreSQL, worker sessions) it does nothing:
+    use ``SELECT ... FOR UPDATE`` or atomic ``UPDATE``s there.
+    """
+    conn = session.connection()
+    if conn.dialect.name == "sqlite" and conn.info.get(_TX_KIND) == "read":
+        _begin_write(conn)
+
+
 def _redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -361,16 +405,70 @@ def _redact(url: str) -> str:
     return url
 
 
+_READ_FIRST = "liverseg_read_first"  # execution option of request sessions
+_TX_KIND = "liverseg_tx"  # connection info: "read" or "write" (SQLite)
+_WRITE_VERBS = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "SAVEPOINT"})
+
+
+def _is_write(statement: str) -> bool:
+    head = statement.lstrip()[:10].split(None, 1)
+    return bool(head) and head[0].upper() in _WRITE_VERBS
+
+
+def _begin_write(conn: Any) -> None:
+    """End a read transaction that wrote nothing and begin ``IMMEDIATE`` (waits for the lock)."""
+    dbapi = conn.connection.dbapi_connection
+    dbapi.execute("COMMIT")
+    dbapi.execute("BEGIN IMMEDIATE")
+    conn.info[_TX_KIND] = "write"
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _guard_event_loop(engine: Engine) -> None:
+    """Refuse database work of request sessions on a running event loop (a blocking call there
+    stalls the whole web server, and with SQLite can deadlock it until the busy timeout)."""
+
+    def check(conn: Any) -> None:
+        if conn.get_execution_options().get(_READ_FIRST) and _on_event_loop():
+            raise RuntimeError(
+                "blocking database call on the event loop: run it in the threadpool "
+                "(a plain `def` route or starlette.concurrency.run_in_threadpool)"
+            )
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before_execute(conn: Any, *_args: Any) -> None:
+        check(conn)
+
+    @event.listens_for(engine, "commit")
+    def _before_commit(conn: Any) -> None:
+        check(conn)
+
+
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         db_file = make_url(url).database
         if db_file and db_file != ":memory:":
             Path(db_file).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+        # one connection per busy thread of the web server (40) plus the workers' heartbeats
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 60, "check_same_thread": False},
+            pool_size=10,
+            max_overflow=40,
+            pool_timeout=60,
+        )
+        _guard_event_loop(engine)
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn: Any, _rec: Any) -> None:
-            # Let SQLAlchemy (not the driver) open transactions, so we can BEGIN IMMEDIATE.
+            # Let SQLAlchemy (not the driver) open transactions, so we choose how they begin.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
@@ -381,8 +479,20 @@ def _make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # Take the write lock up front: two processes never deadlock upgrading a read lock.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if conn.get_execution_options().get(_READ_FIRST):
+                conn.exec_driver_sql("BEGIN")  # a read: never waits, never blocks a writer
+                conn.info[_TX_KIND] = "read"
+            else:
+                # Take the write lock up front: two processes never deadlock upgrading a read lock.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                conn.info[_TX_KIND] = "write"
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _sqlite_upgrade(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if conn.info.get(_TX_KIND) == "read" and _is_write(statement):
+                _begin_write(conn)
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=60)
+    _guard_event_loop(engine)
+    return engine

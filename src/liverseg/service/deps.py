@@ -2,24 +2,30 @@
 
 Every route except ``/login``, ``/api/login`` and ``/healthz`` depends on :func:`current_user`,
 which also enforces the CSRF token on POST/PUT/PATCH/DELETE, so no state-changing route can
-forget it.
+forget it. Each dependency ends its own short database transaction (the request session starts
+the next one on demand). :func:`owned_study` also writes the patient-data access log: one
+``study_view`` audit event per session and study (see :class:`~liverseg.service.auth.ViewLog`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from sqlalchemy.orm import Session
 
-from liverseg.service.auth import csrf_ok, lookup_session
+from liverseg.service.auth import csrf_ok, lookup_session, record_view
 from liverseg.service.db import ProblemReport, Study, User, UserSession
+from liverseg.service.middleware import SESSIONS_KEY
 
 __all__ = [
     "COOKIE_NAME",
     "CSRF_HEADER",
+    "MAX_ID",
     "Auth",
+    "IdPath",
     "NotAuthenticated",
     "binary_body",
     "client_ip",
@@ -32,6 +38,9 @@ __all__ = [
 COOKIE_NAME = "liverseg_session"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MAX_ID = 2**63 - 1  # largest integer a database id column holds (64-bit signed)
+#: An integer id in a path: 1..2**63-1, else 422 (a larger number would overflow the database driver).
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class NotAuthenticated(HTTPException):
@@ -54,8 +63,15 @@ class Auth:
 
 
 def get_db(request: Request) -> Iterator[Session]:
-    """A database session for the request, committed when the route returns without error."""
-    with request.app.state.database.session() as s:
+    """A database session for the request (reads never wait; see
+    :meth:`~liverseg.service.db.Database.request_session`), committed before the response starts
+    (:class:`~liverseg.service.middleware.CommitBeforeResponseMiddleware`), rolled back on error."""
+    with request.app.state.database.request_session() as s:
+        sessions = getattr(request.state, SESSIONS_KEY, None)
+        if sessions is None:
+            sessions = []
+            setattr(request.state, SESSIONS_KEY, sessions)
+        sessions.append(s)
         yield s
 
 
@@ -70,6 +86,7 @@ def current_user(request: Request, db: Session = Depends(get_db)) -> Auth:
     if found is None:
         raise NotAuthenticated()
     row, user = found
+    db.commit()  # a short read transaction: nothing is held while the route runs
     if request.method in UNSAFE_METHODS and not csrf_ok(row, request.headers.get(CSRF_HEADER)):
         raise HTTPException(
             status_code=403, detail=f"missing or wrong CSRF token: send the {CSRF_HEADER} header"
@@ -84,17 +101,34 @@ def require_admin(auth: Auth = Depends(current_user)) -> Auth:
     return auth
 
 
-def owned_study(study_id: str, auth: Auth = Depends(current_user), db: Session = Depends(get_db)) -> Study:
-    """The study if the user owns it (or is an admin); 404 otherwise (existence is not revealed)."""
+def owned_study(
+    study_id: str,
+    auth: Auth = Depends(current_user),
+    db: Session = Depends(get_db),
+    request: Request = None,  # type: ignore[assignment]  # injected by FastAPI
+) -> Study:
+    """The study if the user owns it (or is an admin); 404 otherwise (existence is not revealed).
+
+    Access is logged (``study_view``, once per session and study within the view window) when
+    ``request`` is given, which FastAPI always does; the transaction is committed here.
+    """
     study = db.get(Study, study_id) if study_id.isalnum() and len(study_id) <= 32 else None
     if study is None or (not auth.is_admin and study.owner_id != auth.user.id):
-        raise HTTPException(status_code=404, detail=f"no study {study_id!r} for this user")
+        raise HTTPException(status_code=404, detail="no such study for this user")
+    if request is not None:
+        record_view(request.app.state.view_log, db, auth, study.id, client_ip(request), _route(request))
+    db.commit()
     return study
+
+
+def _route(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", request.url.path))
 
 
 def visible_problem(db: Session, problem_id: int, auth: Auth) -> ProblemReport:
     """A problem report the user may see (own studies' reports, or any for admins); else 404."""
-    pr = db.get(ProblemReport, problem_id)
+    pr = db.get(ProblemReport, problem_id) if 1 <= problem_id <= MAX_ID else None
     if pr is None:
         raise HTTPException(status_code=404, detail=f"no problem report {problem_id}")
     study = db.get(Study, pr.study_id)

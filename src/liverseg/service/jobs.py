@@ -26,6 +26,7 @@ from sqlalchemy import and_, or_, select, update
 from liverseg.errors import ConfigError, LiversegError
 from liverseg.service.config import ServiceConfig
 from liverseg.service.db import Database, Job, ModelVersion, Study, utcnow
+from liverseg.service.errors import public_message
 from liverseg.service.storage import Storage
 
 __all__ = [
@@ -38,6 +39,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+#: What a clinician sees of an unexpected failure (the details are in the job, for administrators).
+INTERNAL_ERROR = (
+    "internal error while segmenting this study; an administrator can see the details under monitoring"
+)
 ProgressFn = Callable[[str, float], None]
 Segmenter = Callable[..., dict[str, Any]]
 
@@ -255,14 +260,15 @@ class Worker:
                 t1 = time.perf_counter()
                 self._write_viewer_cache(input_path, out_dir)
                 hb.progress("viewer_cache", 1.0)
-        except LiversegError as exc:
-            self._fail(job_id, str(exc).replace(str(self.storage.root), "<data>"))
+        except LiversegError as exc:  # the user's input: its message, without server paths
+            self._fail(job_id, public_message(str(exc)))
             return
         except Exception as exc:  # anything unexpected: the job fails, the worker lives on
             log.exception("job %s (study %s) failed", job_id, study_id)
             self._fail(
                 job_id,
                 f"internal error: {type(exc).__name__}: {exc}".replace(str(self.storage.root), "<data>"),
+                public=INTERNAL_ERROR,
             )
             return
         timings = dict(report.get("timings_s") or {})
@@ -300,7 +306,9 @@ class Worker:
                 study.model_name, study.model_version = str(model.get("name")), str(model["version"])
         log.info("job %s done", job_id)
 
-    def _fail(self, job_id: int, reason: str) -> None:
+    def _fail(self, job_id: int, reason: str, public: str | None = None) -> None:
+        """Fail the job with ``reason`` (administrators see it in monitoring); the study shows
+        ``public`` (default: the same reason) to its clinician."""
         with self.database.session() as s:
             job = s.get(Job, job_id)
             if job is None:
@@ -310,7 +318,7 @@ class Worker:
             job.status, job.error, job.finished_at = "failed", reason[:2000], now
             job.lease_owner, job.lease_expires_at = None, None
             if study is not None:
-                study.status, study.error, study.finished_at = "failed", reason[:2000], now
+                study.status, study.error, study.finished_at = "failed", (public or reason)[:2000], now
         log.warning("job %s failed: %s", job_id, reason.splitlines()[0] if reason else "")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from liverseg.errors import InputError
 from liverseg.service import registry
 from liverseg.service.auth import audit
 from liverseg.service.db import PROBLEM_STATES, AuditEvent, ModelVersion, ProblemReport, utcnow
-from liverseg.service.deps import Auth, binary_body, client_ip, get_db, require_admin
+from liverseg.service.deps import Auth, IdPath, binary_body, client_ip, get_db, require_admin
 from liverseg.service.gate import run_gate_subprocess
 from liverseg.service.jobs import load_segmenter
 from liverseg.service.monitoring import monitoring_stats
@@ -79,26 +80,31 @@ async def register_model(
     db: Session = Depends(get_db),
 ) -> ModelOut:
     """Register a model as a candidate (see :mod:`liverseg.service.registry` for what is accepted)."""
-    db.commit()
     storage, cfg = request.app.state.storage, request.app.state.config
-    tmp = storage.root / "models" / f"upload-{auth.session.token_hash[:12]}.bin"
-    try:
-        stored = await save_stream(request.stream(), tmp, max_bytes=cfg.limits.max_label_bytes)
-        row = await run_in_threadpool(
-            registry.register_upload, db, storage, stored.path, stored.sha256, name=name
+    tmp = storage.root / "models" / f"upload-{uuid.uuid4().hex}.bin"
+    stored = await save_stream(request.stream(), tmp, max_bytes=cfg.limits.max_label_bytes)
+
+    def register() -> ModelOut:  # in the threadpool: database work and the checks of the files
+        try:
+            row = registry.register_upload(db, storage, stored.path, stored.sha256, name=name)
+        except BaseException:
+            db.rollback()
+            raise
+        audit(
+            db,
+            "model_register",
+            user=auth.user,
+            target=f"model:{row.id}",
+            ip=client_ip(request),
+            detail={"name": row.name, "version": row.version, "sha256": stored.sha256},
         )
+        db.commit()
+        return _model_out(row)
+
+    try:
+        return await run_in_threadpool(register)
     finally:
-        tmp.unlink(missing_ok=True)
-    audit(
-        db,
-        "model_register",
-        user=auth.user,
-        target=f"model:{row.id}",
-        ip=client_ip(request),
-        detail={"name": row.name, "version": row.version, "sha256": stored.sha256},
-    )
-    db.commit()
-    return _model_out(row)
+        await run_in_threadpool(tmp.unlink, missing_ok=True)
 
 
 class StatusBody(BaseModel):
@@ -109,7 +115,7 @@ class StatusBody(BaseModel):
 
 @router.post("/models/{model_id}/status", response_model=ModelOut)
 def set_model_status(
-    model_id: int,
+    model_id: IdPath,
     body: StatusBody,
     request: Request,
     auth: Auth = Depends(require_admin),
@@ -138,15 +144,20 @@ def set_model_status(
 
 @router.post("/models/{model_id}/gate", response_model=ModelOut)
 async def run_model_gate(
-    model_id: int, request: Request, auth: Auth = Depends(require_admin), db: Session = Depends(get_db)
+    model_id: IdPath, request: Request, auth: Auth = Depends(require_admin), db: Session = Depends(get_db)
 ) -> ModelOut:
     """Run the validation gate (:mod:`liverseg.service.gate`) on a model; the result is stored
-    with the model and audited. Takes as long as one segmentation of the bundled sample."""
-    row = db.get(ModelVersion, model_id)
-    if row is None:
-        raise HTTPException(status_code=404, detail=f"no model with id {model_id}")
-    model_ref, name, version = row.path, row.name, row.version
-    db.commit()  # no database lock while the model runs
+    with the model and audited. Takes as long as one segmentation of the bundled sample, during
+    which no database transaction is open; database work runs in the threadpool."""
+
+    def model() -> tuple[str, str, str]:
+        row = db.get(ModelVersion, model_id)
+        if row is None:
+            raise HTTPException(status_code=404, detail=f"no model with id {model_id}")
+        db.commit()
+        return row.path, row.name, row.version
+
+    model_ref, name, version = await run_in_threadpool(model)
     cfg, storage = request.app.state.config, request.app.state.storage
     started = utcnow()
     if cfg.gate is not None:
@@ -154,21 +165,25 @@ async def run_model_gate(
     else:
         result = await run_gate_subprocess(model_ref, storage.root / "gate")
     result = {**result, "ran_at": started.isoformat(timespec="seconds")}
-    row = db.get(ModelVersion, model_id)
-    if row is None:
-        raise HTTPException(status_code=404, detail=f"model {model_id} was removed meanwhile")
-    row.info = {**(row.info or {}), "gate": result}
-    audit(
-        db,
-        "model_gate",
-        user=auth.user,
-        target=f"model:{model_id}",
-        ip=client_ip(request),
-        detail={"name": name, "version": version, "passed": bool(result.get("passed")),
-                "liver_dice": result.get("liver_dice")},
-    )  # fmt: skip
-    db.commit()
-    return _model_out(row)
+
+    def save() -> ModelOut:
+        row = db.get(ModelVersion, model_id)
+        if row is None:
+            raise HTTPException(status_code=404, detail=f"model {model_id} was removed meanwhile")
+        row.info = {**(row.info or {}), "gate": result}
+        audit(
+            db,
+            "model_gate",
+            user=auth.user,
+            target=f"model:{model_id}",
+            ip=client_ip(request),
+            detail={"name": name, "version": version, "passed": bool(result.get("passed")),
+                    "liver_dice": result.get("liver_dice")},
+        )  # fmt: skip
+        db.commit()
+        return _model_out(row)
+
+    return await run_in_threadpool(save)
 
 
 @router.get("/monitoring")
@@ -199,7 +214,7 @@ class TriageBody(BaseModel):
 
 @router.patch("/problems/{problem_id}", response_model=ProblemOut)
 def triage(
-    problem_id: int,
+    problem_id: IdPath,
     body: TriageBody,
     request: Request,
     auth: Auth = Depends(require_admin),
@@ -226,7 +241,7 @@ def triage(
 
 @router.get("/problems/{problem_id}/correction", response_class=FileResponse)
 def correction_file(
-    problem_id: int, request: Request, auth: Auth = Depends(require_admin), db: Session = Depends(get_db)
+    problem_id: IdPath, request: Request, auth: Auth = Depends(require_admin), db: Session = Depends(get_db)
 ) -> FileResponse:
     """Download the corrected label map attached to a problem report."""
     pr = db.get(ProblemReport, problem_id)

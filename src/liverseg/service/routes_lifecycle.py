@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from liverseg.errors import InputError
 from liverseg.service.auth import audit
-from liverseg.service.db import Study, User
+from liverseg.service.db import Study, User, write_lock
 from liverseg.service.deps import Auth, client_ip, current_user, get_db, owned_study
 from liverseg.service.identity import pseudonym, service_key
 from liverseg.service.lifecycle import StudyBusyError, delete_study_rows, remove_study_files, rerun_study
@@ -30,6 +30,8 @@ def delete_study(
 ) -> Response:
     """Delete a study (owner or admin): its files, its jobs and problem reports (with their
     corrected label maps); audited. 409 while its job is running."""
+    write_lock(db)  # the job's state is read, then rows are deleted: one write transaction
+    study = db.merge(study)
     try:
         deleted = delete_study_rows(db, study, user=auth.user, ip=client_ip(request), reason="user request")
     except StudyBusyError as exc:
@@ -48,6 +50,9 @@ def rerun(
     db: Session = Depends(get_db),
 ) -> StudyOut:
     """Segment the study again with the active model (its results are replaced when done)."""
+    write_lock(db)
+    study = db.merge(study)
+    db.refresh(study)  # its status as of this write transaction
     try:
         rerun_study(db, study, user=auth.user, ip=client_ip(request))
     except StudyBusyError as exc:
@@ -75,6 +80,8 @@ def edit_identity(
     (a DICOM study's identity comes from its header and is not editable). Reports written
     before the edit keep the identity they were written with until the study is re-run."""
     cfg = request.app.state.config
+    write_lock(db)
+    study = db.merge(study)
     changed = []
     if body.label is not None and body.label.strip():
         study.label = body.label.strip()[:200]

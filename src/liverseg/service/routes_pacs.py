@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -73,7 +72,7 @@ def pacs_status(request: Request, _auth: Auth = Depends(current_user)) -> dict[s
 
 
 @router.get("/api/pacs/studies")
-async def pacs_studies(
+def pacs_studies(
     request: Request,
     patient_id: str = Query("", max_length=64),
     study_date: str = Query("", max_length=17, pattern=r"^[0-9-]*$", description="YYYYMMDD or a range"),
@@ -82,7 +81,8 @@ async def pacs_studies(
     auth: Auth = Depends(current_user),
     db: Session = Depends(get_db),
 ) -> list[dict[str, Any]]:
-    """Studies in the PACS (QIDO-RS) holding CT, newest first."""
+    """Studies in the PACS (QIDO-RS) holding CT, newest first (a plain route: the database work and
+    the PACS query run in the threadpool, never on the event loop)."""
     from liverseg.pacs import PacsClient
 
     pacs = _pacs(request)
@@ -101,7 +101,7 @@ async def pacs_studies(
     audit(db, "pacs_search", user=auth.user, ip=client_ip(request), detail={"filters": sorted(filters)})
     db.commit()
     try:
-        studies = await run_in_threadpool(PacsClient(pacs, http_attempts=2).find_studies, filters, limit)
+        studies = PacsClient(pacs, http_attempts=2).find_studies(filters, limit)
     except PacsError as exc:
         raise _bad_gateway(exc) from exc
     return sorted(studies, key=lambda s: s.get("StudyDate") or "", reverse=True)
@@ -143,51 +143,61 @@ def _pull(pacs: Any, body: PacsImportIn, folder: Path) -> dict[str, Any]:
     response_model=StudyOut,
     responses={409: {"description": "no PACS configured"}, 502: {"description": "the PACS failed"}},
 )
-async def pacs_import(
-    request: Request, body: PacsImportIn, auth: Auth = Depends(current_user), db: Session = Depends(get_db)
-) -> JSONResponse:
-    """Pull one CT series of a PACS study (chosen by the rules, or ``series``) and queue it."""
-    cfg, storage = request.app.state.config, request.app.state.storage
+def pacs_import(request: Request, body: PacsImportIn, auth: Auth = Depends(current_user)) -> JSONResponse:
+    """Pull one CT series of a PACS study (chosen by the rules, or ``series``) and queue it.
+
+    Like an upload: pulled into ``incoming/<id>/`` (no database transaction open meanwhile) and
+    checked, then moved to ``studies/<id>/`` and registered in one short write transaction (the
+    folder is removed if that fails). A plain route: it runs in the threadpool.
+    """
+    cfg, storage, database = request.app.state.config, request.app.state.storage, request.app.state.database
     pacs = _pacs(request)
-    db.commit()  # no database lock while the series is pulled
     study_id = uuid.uuid4().hex
-    folder = storage.study_dir(study_id)
+    incoming = storage.incoming_dir(study_id)
     try:
-        pulled = await run_in_threadpool(_pull, pacs, body, folder)
-        await run_in_threadpool(validate_dicom_zip, pulled["path"], cfg.limits)
-        from_dicom = await run_in_threadpool(read_series_identity, pulled["path"])
-    except PacsError as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise _bad_gateway(exc) from exc
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    default = f"PACS series {pulled['series_number']} {pulled['series_description']}".strip()
-    study = Study(
-        id=study_id,
-        owner_id=auth.user.id,
-        label=(body.label.strip() or default)[:200],
-        input_kind="dicom",
-        input_name="input.zip",
-        input_sha256=pulled["sha256"],
-        input_bytes=pulled["size"],
-        status="queued",
-        created_at=utcnow(),
-        **study_identity(from_dicom, {}, cfg),
-    )
-    db.add(study)
-    db.flush()
-    enqueue(db, study)
-    audit(
-        db,
-        "pacs_import",
-        user=auth.user,
-        target=f"study:{study_id}",
-        ip=client_ip(request),
-        detail={"files": pulled["files"], "bytes": pulled["size"], "series_chosen_by": pulled["why"]},
-    )
-    db.commit()
+        try:
+            pulled = _pull(pacs, body, incoming)
+        except PacsError as exc:
+            raise _bad_gateway(exc) from exc
+        validate_dicom_zip(pulled["path"], cfg.limits)
+        identity = study_identity(read_series_identity(pulled["path"]), {}, cfg)
+        folder = storage.publish(incoming, study_id)
+        default = f"PACS series {pulled['series_number']} {pulled['series_description']}".strip()
+        try:
+            with database.session() as s:
+                study = Study(
+                    id=study_id,
+                    owner_id=auth.user.id,
+                    label=(body.label.strip() or default)[:200],
+                    input_kind="dicom",
+                    input_name="input.zip",
+                    input_sha256=pulled["sha256"],
+                    input_bytes=pulled["size"],
+                    status="queued",
+                    created_at=utcnow(),
+                    **identity,
+                )
+                s.add(study)
+                s.flush()
+                enqueue(s, study)
+                audit(
+                    s,
+                    "pacs_import",
+                    user=auth.user,
+                    target=f"study:{study_id}",
+                    ip=client_ip(request),
+                    detail={
+                        "files": pulled["files"],
+                        "bytes": pulled["size"],
+                        "series_chosen_by": pulled["why"],
+                    },
+                )
+                s.flush()
+                out = study_out(s, study, storage, auth.user.name).model_dump(mode="json")
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # never a study folder without its row
+            raise
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)  # gone once published
     log.info("study %s imported from the PACS (%d files) and queued", study_id, pulled["files"])
-    return JSONResponse(
-        study_out(db, study, storage, auth.user.name).model_dump(mode="json"), status_code=202
-    )
+    return JSONResponse(out, status_code=202)

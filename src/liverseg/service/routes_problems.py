@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 import zlib
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -92,51 +94,89 @@ def _inflate(data: bytes, expected: int) -> bytes:
     return raw
 
 
-async def _store_uploaded(
-    storage: Storage, pr: ProblemReport, upload: UploadFile, limit: int, grid: Any
-) -> str:
-    tmp = storage.root / "corrections" / f"{pr.id}.upload"
+def _checked_correction(storage: Storage, study: Study, upload: Path, painted: bool) -> tuple[Path, str]:
+    """Turn a received correction into a checked NIfTI beside it (outside any transaction).
 
-    async def chunks() -> Any:
-        while block := await upload.read(1 << 20):
-            yield block
-
-    stored = await save_stream(chunks(), tmp, max_bytes=limit)
-    try:
-        with open(stored.path, "rb") as fh:
+    Returns ``(path, suffix)``: the file to move into place and its final name's ending.
+    """
+    meta_path = storage.viewer_dir(study.id) / "viewer.json"
+    if study.status != "done" or not meta_path.exists():
+        raise InputError("a corrected label map can only be attached to a finished study")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if painted:
+        nz, ny, nx = meta["shape_zyx"]
+        volume = ras_to_input_labels(meta, _inflate(upload.read_bytes(), nz * ny * nx))
+        checked = upload.with_name(upload.stem + ".painted.nii.gz")
+        write_volume(volume, checked)
+        suffix = ".painted.nii.gz"
+    else:
+        with open(upload, "rb") as fh:
             kind = sniff_kind(fh.read(544))
         if kind == "zip":
             raise InputError("expected the corrected label map as a NIfTI file, got a zip")
-        dest = storage.correction_path(pr.id, gz=kind == "nifti-gz")
-        os.replace(stored.path, dest)
-        fsync_dir(dest.parent)
-        await run_in_threadpool(validate_label_map, dest, grid)
-    except BaseException:
-        stored.path.unlink(missing_ok=True)
-        storage.correction_path(pr.id, gz=True).unlink(missing_ok=True)
-        storage.correction_path(pr.id, gz=False).unlink(missing_ok=True)
-        raise
-    return dest.name
-
-
-async def _store_painted(
-    storage: Storage, pr: ProblemReport, painted: UploadFile, limit: int, meta: Any
-) -> str:
-    data = await painted.read(limit + 1)
-    if len(data) > limit:
-        raise InputError(f"the painted label map is larger than the limit of {limit} bytes (compressed)")
-    nz, ny, nx = meta["shape_zyx"]
-    raw = await run_in_threadpool(_inflate, data, nz * ny * nx)
-    volume = await run_in_threadpool(ras_to_input_labels, meta, raw)
-    dest = storage.root / "corrections" / f"{pr.id}.painted.nii.gz"
+        suffix = ".nii.gz" if kind == "nifti-gz" else ".nii"
+        checked = upload.with_name(upload.stem + suffix)
+        os.replace(upload, checked)
     try:
-        await run_in_threadpool(write_volume, volume, dest)
-        fsync_dir(dest.parent)
-        await run_in_threadpool(validate_label_map, dest, meta["input_geometry"])
+        validate_label_map(checked, meta["input_geometry"])
     except BaseException:
-        dest.unlink(missing_ok=True)
+        checked.unlink(missing_ok=True)
         raise
-    return dest.name
+    return checked, suffix
+
+
+def _file_problem(
+    request: Request,
+    auth: Auth,
+    study: Study,
+    category: str,
+    comment: str,
+    upload: Path | None,
+    painted: bool,
+) -> ProblemOut:
+    """Check the correction (outside any transaction), then store the report and move the
+    correction into place in one short write transaction."""
+    storage, database = request.app.state.storage, request.app.state.database
+    checked, suffix = _checked_correction(storage, study, upload, painted) if upload else (None, "")
+    dest: Path | None = None
+    try:
+        with database.session() as s:
+            now = utcnow()
+            pr = ProblemReport(
+                study_id=study.id,
+                user_id=auth.user.id,
+                category=category,
+                comment=comment,
+                status="open",
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(pr)
+            s.flush()
+            if checked is not None:
+                dest = storage.root / "corrections" / f"{int(pr.id)}{suffix}"
+                os.replace(checked, dest)
+                fsync_dir(dest.parent)
+                pr.correction_name = dest.name
+            audit(
+                s,
+                "problem_report",
+                user=auth.user,
+                target=f"study:{study.id}",
+                ip=client_ip(request),
+                detail={
+                    "problem": pr.id,
+                    "category": category,
+                    "correction": None if checked is None else ("painted" if painted else "uploaded"),
+                },
+            )
+            s.flush()
+            return problem_out(s, pr)
+    except BaseException:
+        for leftover in (checked, dest):
+            if leftover is not None:
+                leftover.unlink(missing_ok=True)
+        raise
 
 
 @router.post("/api/studies/{study_id}/problems", status_code=201, response_model=ProblemOut)
@@ -150,9 +190,11 @@ async def report_problem(
     ),
     study: Study = Depends(owned_study),
     auth: Auth = Depends(current_user),
-    db: Session = Depends(get_db),
 ) -> ProblemOut:
-    """ "Report a problem": category, comment, optional corrected label map (uploaded or painted)."""
+    """ "Report a problem": category, comment, optional corrected label map (uploaded or painted).
+
+    The file streams to disk on the event loop; checks and the database run in the threadpool.
+    """
     if category not in PROBLEM_CATEGORIES:
         raise InputError(f"category must be one of {', '.join(PROBLEM_CATEGORIES)}, got {category!r}")
     uploaded = correction is not None and bool(correction.filename)
@@ -160,46 +202,23 @@ async def report_problem(
     if uploaded and has_painted:
         raise InputError("send either an uploaded or a painted corrected label map, not both")
     cfg, storage = request.app.state.config, request.app.state.storage
-    meta = None
-    if uploaded or has_painted:
-        meta_path = storage.viewer_dir(study.id) / "viewer.json"
-        if study.status != "done" or not meta_path.exists():
-            raise InputError("a corrected label map can only be attached to a finished study")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    db.commit()
-    pr = ProblemReport(
-        study_id=study.id,
-        user_id=auth.user.id,
-        category=category,
-        comment=comment,
-        status="open",
-        created_at=utcnow(),
-        updated_at=utcnow(),
-    )
-    db.add(pr)
-    db.flush()
-    if uploaded:
-        assert correction is not None and meta is not None
-        pr.correction_name = await _store_uploaded(
-            storage, pr, correction, cfg.limits.max_label_bytes, meta["input_geometry"]
+    source = correction if uploaded else painted if has_painted else None
+    upload: Path | None = None
+    try:
+        if source is not None:
+            upload = storage.root / "corrections" / f"upload-{uuid.uuid4().hex}.part"
+
+            async def chunks() -> Any:
+                while block := await source.read(1 << 20):
+                    yield block
+
+            await save_stream(chunks(), upload, max_bytes=cfg.limits.max_label_bytes)
+        return await run_in_threadpool(
+            _file_problem, request, auth, study, category, comment, upload, has_painted
         )
-    elif has_painted:
-        assert painted is not None and meta is not None
-        pr.correction_name = await _store_painted(storage, pr, painted, cfg.limits.max_label_bytes, meta)
-    audit(
-        db,
-        "problem_report",
-        user=auth.user,
-        target=f"study:{study.id}",
-        ip=client_ip(request),
-        detail={
-            "problem": pr.id,
-            "category": category,
-            "correction": None if pr.correction_name is None else ("painted" if has_painted else "uploaded"),
-        },
-    )
-    db.commit()
-    return problem_out(db, pr)
+    finally:
+        if upload is not None:
+            await run_in_threadpool(upload.unlink, missing_ok=True)
 
 
 @router.get("/api/studies/{study_id}/problems", response_model=list[ProblemOut])

@@ -30,7 +30,14 @@ from liverseg.service.deps import Auth, binary_body, client_ip, current_user, ge
 from liverseg.service.identity import clean_text, parse_user_date, study_identity
 from liverseg.service.jobs import enqueue, read_report
 from liverseg.service.progress import describe, job_progress
-from liverseg.service.storage import fsync_dir, save_stream, sniff_kind, validate_dicom_zip, validate_nifti
+from liverseg.service.storage import (
+    StoredFile,
+    fsync_dir,
+    save_stream,
+    sniff_kind,
+    validate_dicom_zip,
+    validate_nifti,
+)
 
 router = APIRouter(tags=["studies"])
 log = logging.getLogger(__name__)
@@ -161,64 +168,81 @@ async def upload_study(
         description="study date YYYY-MM-DD; used when the file has none (NIfTI)",
     ),
     auth: Auth = Depends(current_user),
-    db: Session = Depends(get_db),
 ) -> JSONResponse:
     """Upload a CT; it is stored and fsynced, validated, its identity read (DICOM header, then the
-    user's entries for what it lacks; pseudonymised under ``--deidentify``), then queued. 202."""
+    user's entries for what it lacks; pseudonymised under ``--deidentify``), then queued. 202.
+
+    The body streams into ``incoming/<id>/`` (no database transaction is open meanwhile); the
+    checks and the registration run in the threadpool, never on the event loop.
+    """
     user_identity = {
         "patient_id": clean_text(patient_id, "patient ID"),
         "study_date": parse_user_date(study_date),
     }
-    cfg, storage = request.app.state.config, request.app.state.storage
-    db.commit()  # end the auth transaction: no database lock is held while the body streams in
+    storage = request.app.state.storage
     study_id = uuid.uuid4().hex
-    folder = storage.study_dir(study_id)
+    incoming = await run_in_threadpool(storage.incoming_dir, study_id)
     try:
         stored = await save_stream(
-            request.stream(), folder / "upload.bin", max_bytes=cfg.limits.max_upload_bytes
+            request.stream(),
+            incoming / "upload.bin",
+            max_bytes=request.app.state.config.limits.max_upload_bytes,
         )
-        with open(stored.path, "rb") as fh:
-            kind = sniff_kind(fh.read(544))
-        final = folder / _INPUT_NAMES[kind]
-        os.replace(stored.path, final)
-        fsync_dir(folder)
-        from_dicom = None
-        if kind == "zip":
-            await run_in_threadpool(validate_dicom_zip, final, cfg.limits)
-            from_dicom = await run_in_threadpool(read_series_identity, final)
-        else:
-            await run_in_threadpool(validate_nifti, final, cfg.limits)
+        out = await run_in_threadpool(_register_upload, request, auth, stored, study_id, label, user_identity)
+    finally:
+        await run_in_threadpool(shutil.rmtree, incoming, True)  # gone once published
+    return JSONResponse(out, status_code=202)
+
+
+def _register_upload(
+    request: Request, auth: Auth, stored: StoredFile, study_id: str, label: str, user_identity: dict[str, Any]
+) -> dict:
+    """Identify and validate an upload, read its identity, move it to ``studies/<id>`` and
+    register the study and its job in one short write transaction (the folder is removed again
+    if that fails)."""
+    cfg, storage, database = request.app.state.config, request.app.state.storage, request.app.state.database
+    incoming = stored.path.parent
+    with open(stored.path, "rb") as fh:
+        kind = sniff_kind(fh.read(544))
+    final = incoming / _INPUT_NAMES[kind]
+    os.replace(stored.path, final)
+    fsync_dir(incoming)
+    (validate_dicom_zip if kind == "zip" else validate_nifti)(final, cfg.limits)
+    from_dicom = read_series_identity(final) if kind == "zip" else None
+    identity = study_identity(from_dicom, user_identity, cfg)
+    folder = storage.publish(incoming, study_id)
+    try:
+        with database.session() as s:
+            study = Study(
+                id=study_id,
+                owner_id=auth.user.id,
+                label=(unquote(label).strip() or f"study {study_id[:8]}")[:200],
+                input_kind="dicom" if kind == "zip" else "nifti",
+                input_name=final.name,
+                input_sha256=stored.sha256,
+                input_bytes=stored.size,
+                status="queued",
+                created_at=utcnow(),
+                **identity,
+            )
+            s.add(study)
+            s.flush()
+            enqueue(s, study)
+            audit(
+                s,
+                "upload",
+                user=auth.user,
+                target=f"study:{study_id}",
+                ip=client_ip(request),
+                detail={"bytes": stored.size, "kind": study.input_kind},
+            )
+            s.flush()
+            out = study_out(s, study, storage, auth.user.name).model_dump(mode="json")
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)  # never a study folder without its row
         raise
-    study = Study(
-        id=study_id,
-        owner_id=auth.user.id,
-        label=(unquote(label).strip() or f"study {study_id[:8]}")[:200],
-        input_kind="dicom" if kind == "zip" else "nifti",
-        input_name=final.name,
-        input_sha256=stored.sha256,
-        input_bytes=stored.size,
-        status="queued",
-        created_at=utcnow(),
-        **study_identity(from_dicom, user_identity, cfg),
-    )
-    db.add(study)
-    db.flush()
-    enqueue(db, study)
-    audit(
-        db,
-        "upload",
-        user=auth.user,
-        target=f"study:{study_id}",
-        ip=client_ip(request),
-        detail={"bytes": stored.size, "kind": study.input_kind},
-    )
-    db.commit()
     log.info("study %s uploaded (%d bytes) and queued", study_id, stored.size)
-    return JSONResponse(
-        study_out(db, study, storage, auth.user.name).model_dump(mode="json"), status_code=202
-    )
+    return out
 
 
 @router.get("/api/studies/{study_id}", response_model=StudyOut)
@@ -289,7 +313,7 @@ def compare(
     Refused (422, with the reason) for the same study, another patient, an unknown patient or
     date, or a baseline that is not earlier; 409 until both are finished.
     """
-    base = owned_study(baseline, auth, db)
+    base = owned_study(baseline, auth, db, request)
     check_follow_up(base, study)
     storage = request.app.state.storage
     base_report, follow_report = read_report(storage, base.id), read_report(storage, study.id)

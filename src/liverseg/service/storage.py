@@ -2,6 +2,7 @@
 
 Layout under the data dir::
 
+    incoming/<study_id>/                                              an upload being received
     studies/<study_id>/input.nii.gz | input.nii | input.zip      the upload, as received
     studies/<study_id>/output/labels.nii.gz, report.json, report.html, seg.dcm, sr.dcm
     studies/<study_id>/output/viewer/ct.nii.gz, labels.nii.gz, lesions.npz, viewer.json   viewer cache
@@ -10,29 +11,39 @@ Layout under the data dir::
     secret.key                                                        pseudonym key (--deidentify)
 
 Every file is written through :func:`liverseg.utils.atomic_path` and fsynced before the request
-that brought it is answered.
+that brought it is answered. The data is patient data: folders are created 0700 and files 0600
+(:meth:`Storage.harden_permissions` fixes an older data dir at start). An upload is received and
+validated in ``incoming/``; its folder moves to ``studies/`` only to be registered in the
+database at once (and is removed if that fails), so a study folder without a database row can
+only be left by a crash in between; :meth:`Storage.sweep_orphans` removes those at start.
+
+Uploaded volumes are validated from their header first (shape x bytes per voxel, geometry),
+before any voxel is decompressed, and decompression stops where the header says the voxels end.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import logging
 import os
 import posixpath
+import shutil
 import stat
+import time
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
+from starlette.concurrency import run_in_threadpool
 
 from liverseg.errors import InputError
+from liverseg.io.limits import check_voxel_count
+from liverseg.io.nifti_check import check_nifti_file, read_nifti_header
 from liverseg.service.config import UploadLimits
-from liverseg.utils import atomic_path
+from liverseg.utils import atomic_path, fsync_dir
 
 __all__ = [
     "Storage",
@@ -47,7 +58,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
-_NIFTI_DTYPE_BYTES = {2: 1, 4: 2, 8: 4, 16: 4, 32: 8, 64: 8, 256: 1, 512: 2, 768: 4, 1024: 8, 1280: 8}
+DIR_MODE, FILE_MODE = 0o700, 0o600
+_SUBDIRS = ("studies", "incoming", "corrections", "models")
 
 
 class UploadTooLargeError(InputError):
@@ -64,17 +76,34 @@ class StoredFile:
 
 
 class Storage:
-    """Paths inside the data dir (created on demand)."""
+    """Paths inside the data dir (created on demand, private: folders 0700, files 0600)."""
 
     def __init__(self, data_dir: str | Path) -> None:
         self.root = Path(data_dir).resolve()
-        for sub in ("studies", "corrections", "models"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        for folder in (self.root, *(self.root / sub for sub in _SUBDIRS)):
+            folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            os.chmod(folder, DIR_MODE)
 
     def study_dir(self, study_id: str) -> Path:
         if not study_id.isalnum():
             raise InputError(f"study id must be alphanumeric, got {study_id!r}")
         return self.root / "studies" / study_id
+
+    def incoming_dir(self, study_id: str) -> Path:
+        """A new, private folder receiving the upload of ``study_id`` (not yet a study)."""
+        if not study_id.isalnum():
+            raise InputError(f"study id must be alphanumeric, got {study_id!r}")
+        folder = self.root / "incoming" / study_id
+        folder.mkdir(mode=DIR_MODE)
+        return folder
+
+    def publish(self, incoming: Path, study_id: str) -> Path:
+        """Move a validated upload folder to ``studies/<study_id>`` (atomic rename, fsynced)."""
+        final = self.study_dir(study_id)
+        os.rename(incoming, final)
+        fsync_dir(final.parent)
+        fsync_dir(incoming.parent)
+        return final
 
     def output_dir(self, study_id: str) -> Path:
         return self.study_dir(study_id) / "output"
@@ -88,38 +117,86 @@ class Storage:
     def model_path(self, sha256: str) -> Path:
         return self.root / "models" / f"{sha256}.pt"
 
+    def harden_permissions(self) -> int:
+        """Make every folder 0700 and file 0600 under the data dir; returns how many changed.
 
-def fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        Runs at start: a data dir written by an older liverseg (0755/0644) is fixed once.
+        """
+        changed = 0
+        for folder, dirs, files in os.walk(self.root):
+            entries = [(folder, DIR_MODE)] + [(os.path.join(folder, f), FILE_MODE) for f in files]
+            for name, mode in entries:
+                st = os.lstat(name)
+                if stat.S_ISLNK(st.st_mode) or stat.S_IMODE(st.st_mode) == mode:
+                    continue
+                os.chmod(name, mode)
+                changed += 1
+            dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
+        if changed:
+            log.info("data dir %s: set %d folder/file permissions to 0700/0600", self.root, changed)
+        return changed
+
+    def sweep_orphans(self, known_study_ids: Iterable[str], grace_s: float = 600.0) -> list[str]:
+        """Remove study folders without a database row and abandoned uploads in ``incoming/``.
+
+        Only entries untouched for ``grace_s`` seconds are removed (another process may be
+        publishing one right now). Returns the removed folder names (study ids).
+        """
+        known = set(known_study_ids)
+        cutoff = time.time() - grace_s
+        removed: list[str] = []
+        for parent, only_unknown in ((self.root / "studies", True), (self.root / "incoming", False)):
+            for entry in sorted(parent.iterdir()):
+                if (only_unknown and entry.name in known) or _newest_mtime(entry) > cutoff:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed.append(entry.name)
+                log.warning("removed %s/%s: no database row (an interrupted upload)", parent.name, entry.name)
+        return removed
+
+
+def _newest_mtime(path: Path) -> float:
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for folder, _dirs, files in os.walk(path):
+            for name in [folder, *(os.path.join(folder, f) for f in files)]:
+                newest = max(newest, os.lstat(name).st_mtime)
+    return newest
 
 
 async def save_stream(chunks: AsyncIterator[bytes], dest: Path, *, max_bytes: int) -> StoredFile:
-    """Write an async byte stream to ``dest`` atomically and fsync it (file and folder).
+    """Write an async byte stream to ``dest`` atomically (mode 0600) and fsync it (file and folder).
 
-    Raises :class:`UploadTooLargeError` as soon as more than ``max_bytes`` arrive (nothing is left).
+    The event loop only receives the bytes: writing (1 MiB at a time), fsyncing and renaming run
+    in the threadpool. Raises :class:`UploadTooLargeError` as soon as more than ``max_bytes``
+    arrive (nothing is left).
     """
     h = hashlib.sha256()
     size = 0
-    with atomic_path(dest) as tmp:
-        with open(tmp, "wb") as fh:
+    writer = atomic_path(dest, mode=FILE_MODE)
+    tmp = await run_in_threadpool(writer.__enter__)
+    try:
+        with open(tmp, "wb", buffering=0) as fh:
+            buf = bytearray()
             async for chunk in chunks:
                 size += len(chunk)
                 if size > max_bytes:
                     raise UploadTooLargeError(f"upload larger than the limit of {max_bytes} bytes")
                 h.update(chunk)
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
+                buf += chunk
+                if len(buf) >= _CHUNK:
+                    await run_in_threadpool(fh.write, bytes(buf))
+                    buf.clear()
+            await run_in_threadpool(fh.write, bytes(buf))
         if size == 0:
             raise InputError("the upload is empty (0 bytes)")
-    fsync_dir(dest.parent)
+    except BaseException as exc:
+        await run_in_threadpool(writer.__exit__, type(exc), exc, exc.__traceback__)
+        raise
+    await run_in_threadpool(writer.__exit__, None, None, None)  # fsync, rename, fsync the folder
     return StoredFile(dest, size, h.hexdigest())
 
 
@@ -138,66 +215,39 @@ def sniff_kind(head: bytes) -> str:
     )
 
 
-def _read_nifti_header(fh: BinaryIO) -> tuple[tuple[int, ...], int, int]:
-    """(spatial shape, bytes per voxel, vox_offset) from a NIfTI-1/2 header."""
-    import nibabel as nib
-
-    raw = fh.read(544)
+def _header_shape(path: Path) -> tuple[tuple[int, ...], int]:
+    """(data shape in NIfTI order x, y, z, ..., bytes per voxel) from the raw header."""
+    header = read_nifti_header(path)
+    shape = tuple(int(s) for s in header["dim"][1 : 1 + int(header["dim"][0])])
     try:
-        if len(raw) >= 348 and raw[344:347] in (b"n+1", b"ni1"):
-            hdr = nib.Nifti1Header.from_fileobj(io.BytesIO(raw[:348]))
-        else:
-            hdr = nib.Nifti2Header.from_fileobj(io.BytesIO(raw))
-    except Exception as exc:
-        raise InputError(f"not a valid NIfTI header ({exc})") from exc
-    shape = tuple(int(s) for s in hdr.get_data_shape())
-    code = int(hdr["datatype"])
-    return shape, _NIFTI_DTYPE_BYTES.get(code, 0), int(hdr["vox_offset"])
+        itemsize = header.get_data_dtype().itemsize
+    except Exception as exc:  # nibabel raises for unknown datatype codes
+        raise InputError("unsupported NIfTI voxel data type", path) from exc
+    return shape, itemsize
 
 
 def validate_nifti(path: Path, limits: UploadLimits) -> dict[str, object]:
-    """Check ``path`` is a complete 3D NIfTI (header sane, voxel data present, size within limits).
+    """Check ``path`` is a complete 3D NIfTI before anything else reads it.
 
-    Returns ``{"shape_xyz": [...]}``. A 4D file with one volume is accepted.
+    From the header first (nothing decompressed): a 3D shape (a 4D file with one volume is
+    accepted) within the voxel limits; then :func:`liverseg.io.nifti_check.check_nifti_file`:
+    geometry, scaling, completeness and finite voxels, decompressing no further than the voxels
+    the header announces. Returns ``{"shape_xyz": [...]}``.
     """
-    opener = gzip.open if _is_gz(path) else open
-    try:
-        with opener(path, "rb") as fh:
-            shape, nbytes, offset = _read_nifti_header(fh)
-    except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read the NIfTI file ({exc})", path.name) from exc
+    shape, itemsize = _header_shape(path)
     spatial = shape[:3]
     if len(shape) < 3 or any(s < 1 for s in spatial) or any(s != 1 for s in shape[3:]):
         raise InputError(f"expected a 3D NIfTI volume, got data shape {shape}")
     if min(spatial) < 2 and max(spatial) < 2:
         raise InputError(f"expected a 3D NIfTI volume, got data shape {shape}")
-    if nbytes == 0:
-        raise InputError("unsupported NIfTI voxel data type")
-    expected = int(np.prod(spatial)) * nbytes
+    check_voxel_count(spatial, path.name, "the NIfTI header")
+    expected = int(np.prod(spatial, dtype=np.int64)) * itemsize
     if expected > limits.max_uncompressed_bytes:
         raise InputError(
             f"NIfTI voxel data of {expected} bytes exceeds the limit of {limits.max_uncompressed_bytes} bytes"
         )
-    # read through the data: catches truncated files and corrupt gzip streams, bounded by the limit
-    total = 0
-    try:
-        with opener(path, "rb") as fh:
-            while block := fh.read(_CHUNK):
-                total += len(block)
-                if total > offset + expected + _CHUNK:
-                    break
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise InputError(f"the NIfTI file is corrupt or truncated ({exc})") from exc
-    if total < offset + expected:
-        raise InputError(
-            f"the NIfTI file is truncated: header promises {offset + expected} bytes, file has {total}"
-        )
+    check_nifti_file(path)
     return {"shape_xyz": list(spatial)}
-
-
-def _is_gz(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
 
 
 def _bad_member_name(name: str) -> bool:
@@ -255,19 +305,24 @@ def validate_dicom_zip(path: Path, limits: UploadLimits) -> dict[str, object]:
 
 
 def validate_label_map(path: Path, reference_grid: dict[str, object]) -> None:
-    """Check a corrected label map: readable, values in {0, 1, 2}, same grid as the study.
+    """Check a corrected label map: same grid as the study, readable, values in {0, 1, 2}.
 
+    The shape is compared from the header before any voxel is decompressed (a small gzip file
+    may announce a huge volume); then the file is read and its geometry compared.
     ``reference_grid`` is :meth:`Volume.geometry` of the study's image (input geometry).
     """
     from liverseg.service.volumes import read_label_volume
 
+    shape = tuple(reference_grid["shape_zyx"])  # type: ignore[arg-type]
+    header_shape, _ = _header_shape(path)
+    got_zyx = tuple(reversed(header_shape[:3]))
+    if len(header_shape) < 3 or got_zyx != shape or any(s != 1 for s in header_shape[3:]):
+        raise InputError(
+            f"label map shape (z, y, x) must be {shape} like the study, got {got_zyx}"
+            + (f" (data shape {header_shape})" if len(header_shape) != 3 else "")
+        )
     vol = read_label_volume(path)  # InputError naming the values unless all are in {0, 1, 2}
     got = vol.geometry()
-    shape = tuple(reference_grid["shape_zyx"])  # type: ignore[arg-type]
-    if tuple(got["shape_zyx"]) != shape:
-        raise InputError(
-            f"label map shape (z, y, x) must be {shape} like the study, got {tuple(got['shape_zyx'])}"
-        )
     for key, tol in (("spacing_zyx_mm", 1e-3), ("origin_lps_mm", 1e-2), ("direction", 1e-3)):
         if not np.allclose(np.asarray(got[key]), np.asarray(reference_grid[key]), atol=tol):
             raise InputError(f"label map {key} must be {reference_grid[key]} like the study, got {got[key]}")

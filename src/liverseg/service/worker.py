@@ -78,7 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s: %(message)s")
     from liverseg.service.db import Database
     from liverseg.service.jobs import Worker
+    from liverseg.utils import set_umask
 
+    set_umask(0o077)  # results are patient data: files 0600, folders 0700
     config = ServiceConfig(
         data_dir=args.data_dir,
         db_url=args.db or os.environ.get(DB_URL_ENV),

@@ -3,27 +3,34 @@
 Order (fixed): synthetic lesions in HU (``liverseg.augment.lesions``, optional) -> scanner, phase
 and export variation in HU (``liverseg.augment.scanner``: contrast phase, thick slices, sharp
 kernel, and for full-quality cases only the slice-export round trip) -> window to ``[0, 1]`` with
-the stage spec -> spatial (affine rotation/scaling, elastic, flips; labels nearest)
--> simulated low resolution (down- then up-sampling) -> intensity (brightness, contrast, gamma,
-noise, blur). Spatial and intensity steps are MONAI dictionary transforms; their random state is
-re-seeded from the sample's own generator, so a sample is a pure function of ``(seed, epoch, i)``.
+the stage spec -> spatial (affine rotation/scaling, flips, elastic; labels nearest) -> simulated
+low resolution -> intensity (brightness, contrast, gamma, noise, blur).
+
+The spatial and intensity steps are drawn by :func:`liverseg.training.augment_params.sample_params`
+and applied by :func:`liverseg.training.augment_apply.apply_batch` (on a batch of one): the very
+sampler and apply the on-device path (``augment.on_device``, :func:`~liverseg.training.augment_apply.augment_batch`)
+uses on whole batches. Every random number comes from the sample's own generator, so a sample is a
+pure function of ``(seed, epoch, i)``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 
 from liverseg.augment.scanner import sharpen, simulate_phase, simulate_slice_export, simulate_thick_slices
+from liverseg.augment.transforms import make_transform
 from liverseg.errors import ConfigError
+from liverseg.training.augment_apply import apply_batch
+from liverseg.training.augment_params import sample_params
 from liverseg.training.config import AugmentConfig
 from liverseg.training.slabs import StageSpec, normalise_slab
 
-__all__ = ["Augmenter", "build_augmenter", "lesion_transform"]
+__all__ = ["Augmenter", "build_augmenter", "lesion_transform", "scanner_variation"]
 
 log = logging.getLogger(__name__)
 
@@ -33,27 +40,15 @@ LesionFn = Callable[
 
 
 def lesion_transform(params: dict[str, Any]) -> LesionFn:
-    """The synthetic-lesion transform of ``liverseg.augment.lesions`` built with ``params``.
-
-    The module provides ``make_transform(**params)`` returning ``(image_hu, label, spacing_zyx,
-    rng) -> (image_hu, label)`` on ``(C, H, W)`` slabs or 3D volumes.
+    """The synthetic-lesion transform (:func:`liverseg.augment.transforms.make_transform`) built
+    with ``params``: ``(image_hu, label, spacing_zyx, rng) -> (image_hu, label)`` on ``(C, H, W)``
+    slabs or 3D volumes.
 
     Raises:
-        ConfigError: the module is not installed or rejects ``params``.
+        ConfigError: ``params`` has an unknown key or a bad value (named).
     """
     try:
-        from liverseg.augment import lesions
-    except ImportError as exc:
-        raise ConfigError(
-            f"augment.synthetic_lesions: p > 0 needs liverseg.augment.lesions, which is not available ({exc})"
-        ) from exc
-    factory = getattr(lesions, "make_transform", None)
-    if factory is None:
-        raise ConfigError(
-            "augment.synthetic_lesions: liverseg.augment.lesions has no make_transform(**params)"
-        )
-    try:
-        return factory(**params)
+        return make_transform(**params)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"augment.synthetic_lesions.params: {exc}") from exc
 
@@ -82,15 +77,12 @@ class Augmenter:
     """Callable ``(slab_hu (C,H,W), label (H,W), spacing_zyx, rng, *, full_quality) -> (image [0,1], label)``."""
 
     def __init__(self, cfg: AugmentConfig, spec: StageSpec) -> None:
-        from monai.transforms import Compose
-
         self.cfg, self.spec = cfg, spec
         self.lesions: LesionFn | None = None
         if cfg.synthetic_lesions.p > 0:
             self.lesions = lesion_transform(dict(cfg.synthetic_lesions.params))
-        # with on_device the spatial/intensity steps run on the batch in the trainer (gpu_augment)
-        on_cpu = cfg.enabled and not cfg.on_device
-        self.transforms = Compose(_spatial(cfg) + _intensity(cfg)) if on_cpu else None
+        # with on_device the spatial/intensity steps run on the batch in the trainer (augment_batch)
+        self.spatial_intensity = cfg.enabled and not cfg.on_device
         self.scanner = cfg.enabled and max(cfg.p_phase, cfg.p_thick, cfg.p_sharpen, cfg.p_export) > 0
 
     def __call__(
@@ -109,88 +101,16 @@ class Augmenter:
         if self.scanner:
             slab_hu = scanner_variation(slab_hu, self.cfg, rng, full_quality=full_quality)
         image = normalise_slab(slab_hu, self.spec)
-        if self.transforms is None:
-            return image, np.asarray(label)
-        from monai.utils import convert_to_numpy
-
-        self.transforms.set_random_state(seed=int(rng.integers(0, 2**32 - 1)))
-        out = self.transforms({"image": image, "label": np.asarray(label)[None].astype(np.float32)})
-        image = convert_to_numpy(out["image"], dtype=np.float32)
-        label = np.rint(convert_to_numpy(out["label"])[0]).astype(np.uint8)
-        return image, label
-
-
-def _spatial(cfg: AugmentConfig) -> list[Any]:
-    from monai.transforms import Rand2DElasticd, RandAffined, RandFlipd, RandSimulateLowResolutiond
-
-    keys = ["image", "label"]
-    modes = ("bilinear", "nearest")
-    scale = tuple((cfg.scale_range[0] - 1.0, cfg.scale_range[1] - 1.0) for _ in range(2))
-    out: list[Any] = []
-    if cfg.p_affine > 0:
-        out.append(
-            RandAffined(
-                keys,
-                prob=cfg.p_affine,
-                rotate_range=(math.radians(cfg.rotate_deg),),
-                scale_range=scale,
-                mode=modes,
-                padding_mode="zeros",
-            )
+        label = np.asarray(label)
+        if not self.spatial_intensity:
+            return image, label
+        x, y = apply_batch(
+            torch.from_numpy(np.array(image, dtype=np.float32))[None],
+            torch.from_numpy(np.array(label))[None],
+            [sample_params(self.cfg, rng)],
+            elastic_spacing=self.cfg.elastic_spacing,
         )
-    if cfg.p_elastic > 0:
-        out.append(
-            Rand2DElasticd(
-                keys,
-                spacing=cfg.elastic_spacing,
-                magnitude_range=cfg.elastic_magnitude,
-                prob=cfg.p_elastic,
-                mode=modes,
-                padding_mode="zeros",
-            )
-        )
-    # canonical slab axes are (C, y, x): spatial axis 0 runs anterior->posterior, 1 right->left
-    if cfg.flip_anterior_posterior:
-        out.append(RandFlipd(keys, prob=cfg.p_flip, spatial_axis=0))
-    if cfg.flip_left_right:
-        out.append(RandFlipd(keys, prob=cfg.p_flip, spatial_axis=1))
-    if cfg.p_lowres > 0:
-        out.append(
-            RandSimulateLowResolutiond(
-                ["image"],
-                prob=cfg.p_lowres,
-                zoom_range=cfg.lowres_zoom,
-                downsample_mode="nearest",
-                upsample_mode="bilinear",
-            )
-        )
-    return out
-
-
-def _intensity(cfg: AugmentConfig) -> list[Any]:
-    from monai.transforms import (
-        RandAdjustContrastd,
-        RandGaussianNoised,
-        RandGaussianSmoothd,
-        RandScaleIntensityFixedMeand,
-        RandShiftIntensityd,
-    )
-
-    out: list[Any] = []
-    if cfg.p_brightness > 0:
-        out.append(RandShiftIntensityd(["image"], offsets=cfg.brightness, prob=cfg.p_brightness))
-    if cfg.p_contrast > 0:
-        lo, hi = cfg.contrast
-        out.append(RandScaleIntensityFixedMeand(["image"], factors=(lo - 1.0, hi - 1.0), prob=cfg.p_contrast))
-    if cfg.p_gamma > 0:
-        out.append(RandAdjustContrastd(["image"], gamma=cfg.gamma, prob=cfg.p_gamma))
-    if cfg.p_noise > 0:
-        out.append(RandGaussianNoised(["image"], std=cfg.noise_std, prob=cfg.p_noise))
-    if cfg.p_blur > 0:
-        out.append(
-            RandGaussianSmoothd(["image"], sigma_x=cfg.blur_sigma, sigma_y=cfg.blur_sigma, prob=cfg.p_blur)
-        )
-    return out
+        return x[0].numpy(), y[0].numpy()
 
 
 def build_augmenter(cfg: AugmentConfig, spec: StageSpec) -> Augmenter:

@@ -13,19 +13,20 @@ A config file has the sections below (every key optional, defaults shown by the 
     schedule: {name, warmup_epochs, ...}
     train:    {batch_size, epochs, steps_per_epoch, budget_minutes, patience, seed, device, amp, ...}
 
-Unknown keys and wrong types raise :class:`~liverseg.errors.ConfigError` naming the dotted field
-(loading, ``--set`` overrides and cascades: :mod:`liverseg.training.config_io`).
+Every section is a frozen pydantic model (:class:`liverseg.frozen.FrozenModel`): unknown keys and
+wrong types raise :class:`~liverseg.errors.ConfigError` naming the dotted field, what was expected
+and what was received (loading, ``--set`` overrides and cascades: :mod:`liverseg.training.config_io`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import Field, model_validator
+
 from liverseg.errors import ConfigError
+from liverseg.frozen import Bool, FieldError, Float, FrozenModel, Int, Str, check
 from liverseg.training.slabs import StageSpec, default_classes
-from liverseg.training.typed import to_dict
 
 __all__ = [
     "AugmentConfig",
@@ -43,70 +44,66 @@ __all__ = [
 ]
 
 
-def _check(cond: bool, field_name: str, message: str, value: Any) -> None:
-    if not cond:
-        raise ConfigError(f"{field_name}: {message}, got {value!r}")
-
-
 def _fraction(name: str, value: float) -> None:
-    _check(0.0 <= value <= 1.0, name, "expected a probability in [0, 1]", value)
+    check(0.0 <= value <= 1.0, name, "expected a probability in [0, 1]", value)
 
 
-@dataclass(frozen=True)
-class DataConfig:
+class DataConfig(FrozenModel):
     """Where the cases come from. ``fold`` indexes ``dataset.json`` splits; explicit ids override it."""
 
-    dir: str | None = None  # prepared dataset folder (may be absent when training from the cache)
-    cache_dir: str = "cache/train"
-    fold: int | None = 0
-    train_ids: tuple[str, ...] | None = None
-    val_ids: tuple[str, ...] | None = None
+    dir: Str | None = None  # prepared dataset folder (may be absent when training from the cache)
+    cache_dir: Str = "cache/train"
+    fold: Int | None = 0
+    train_ids: tuple[Str, ...] | None = None
+    val_ids: tuple[Str, ...] | None = None
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _validate(self) -> DataConfig:
         if self.fold is not None:
-            _check(self.fold >= 0, "data.fold", "expected a fold index >= 0", self.fold)
+            check(self.fold >= 0, "fold", "expected a fold index >= 0", self.fold)
+        return self
 
 
-@dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(FrozenModel):
     """Network name (``liverseg.models.MODELS``), its keyword arguments, and optionally a
     checkpoint whose weights initialise the network (fine-tuning, e.g. on exported corrections)."""
 
-    name: str = "unet"
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    init_from: str | None = None
+    name: Str = "unet"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    init_from: Str | None = None
 
 
-@dataclass(frozen=True)
-class StageConfig:
+class StageConfig(FrozenModel):
     """The stage's input definition; becomes the checkpoint's :class:`StageSpec`."""
 
     stage: Literal["liver", "tumor", "single"] = "single"
-    classes: tuple[str, ...] | None = None  # default from the stage
-    context_slices: int = 1
-    spacing_zyx: tuple[float | None, float, float] = (None, 1.5, 1.5)
-    window: tuple[float, float] | str = (50.0, 400.0)  # (level, width) HU or a name of preprocessing.WINDOWS
-    crop_margin_mm: float = 10.0
+    classes: tuple[Str, ...] | None = None  # default from the stage
+    context_slices: Int = 1
+    spacing_zyx: tuple[Float | None, Float, Float] = (None, 1.5, 1.5)
+    window: tuple[Float, Float] | Str = (50.0, 400.0)  # (level, width) HU or a name of preprocessing.WINDOWS
+    crop_margin_mm: Float = 10.0
 
-    def __post_init__(self) -> None:
-        _check(self.context_slices >= 0, "stage.context_slices", "expected k >= 0", self.context_slices)
+    @model_validator(mode="after")
+    def _validate(self) -> StageConfig:
+        check(self.context_slices >= 0, "context_slices", "expected k >= 0", self.context_slices)
         z, y, x = self.spacing_zyx
-        _check(
+        check(
             (z is None or z > 0) and y > 0 and x > 0,
-            "stage.spacing_zyx",
+            "spacing_zyx",
             "expected positive mm",
             self.spacing_zyx,
         )
-        _check(self.window_hu[1] > 0, "stage.window", "expected (level, width) with width > 0", self.window)
-        _check(self.crop_margin_mm >= 0, "stage.crop_margin_mm", "expected >= 0 mm", self.crop_margin_mm)
+        check(self.window_hu[1] > 0, "window", "expected (level, width) with width > 0", self.window)
+        check(self.crop_margin_mm >= 0, "crop_margin_mm", "expected >= 0 mm", self.crop_margin_mm)
         if self.classes is not None:
             want = default_classes(self.stage)
-            _check(
+            check(
                 tuple(self.classes) == want,
-                "stage.classes",
+                "classes",
                 f"stage {self.stage!r} needs {list(want)}",
                 list(self.classes),
             )
+        return self
 
     @property
     def window_hu(self) -> tuple[float, float]:
@@ -117,7 +114,7 @@ class StageConfig:
             try:
                 return get_window(self.window)
             except ConfigError as exc:
-                raise ConfigError(f"stage.window: {exc}") from exc
+                raise FieldError("window", str(exc)) from exc
         return self.window
 
     def spec(self) -> StageSpec:
@@ -132,8 +129,7 @@ class StageConfig:
         )
 
 
-@dataclass(frozen=True)
-class SamplingConfig:
+class SamplingConfig(FrozenModel):
     """How training samples are drawn (see :mod:`liverseg.training.sampling`).
 
     ``mode``: ``slice`` (whole slices, random crop/pad to ``size``), ``patch`` (``size`` patches,
@@ -143,199 +139,197 @@ class SamplingConfig:
     """
 
     mode: Literal["slice", "patch", "liver_box"] = "slice"
-    size: int = 256
-    liver_fraction: float = 0.5
-    tumor_fraction: float = 0.25
-    positive_patch_fraction: float = 0.7
-    margin_jitter_mm: float = 10.0
-    negative_fraction: float = 0.0
+    size: Int = 256
+    liver_fraction: Float = 0.5
+    tumor_fraction: Float = 0.25
+    positive_patch_fraction: Float = 0.7
+    margin_jitter_mm: Float = 10.0
+    negative_fraction: Float = 0.0
 
-    def __post_init__(self) -> None:
-        _check(self.size >= 8, "sampling.size", "expected >= 8 pixels", self.size)
-        _fraction("sampling.negative_fraction", self.negative_fraction)
-        _fraction("sampling.liver_fraction", self.liver_fraction)
-        _fraction("sampling.tumor_fraction", self.tumor_fraction)
-        _fraction("sampling.positive_patch_fraction", self.positive_patch_fraction)
-        _check(
+    @model_validator(mode="after")
+    def _validate(self) -> SamplingConfig:
+        check(self.size >= 8, "size", "expected >= 8 pixels", self.size)
+        _fraction("negative_fraction", self.negative_fraction)
+        _fraction("liver_fraction", self.liver_fraction)
+        _fraction("tumor_fraction", self.tumor_fraction)
+        _fraction("positive_patch_fraction", self.positive_patch_fraction)
+        check(
             self.liver_fraction + self.tumor_fraction <= 1.0,
-            "sampling.tumor_fraction",
+            "tumor_fraction",
             "liver_fraction + tumor_fraction must be <= 1",
             self.liver_fraction + self.tumor_fraction,
         )
-        _check(
-            self.margin_jitter_mm >= 0, "sampling.margin_jitter_mm", "expected >= 0", self.margin_jitter_mm
-        )
+        check(self.margin_jitter_mm >= 0, "margin_jitter_mm", "expected >= 0", self.margin_jitter_mm)
+        return self
 
 
-@dataclass(frozen=True)
-class SyntheticLesionsConfig:
+class SyntheticLesionsConfig(FrozenModel):
     """Hook for ``liverseg.augment.lesions``: probability and parameters passed through."""
 
-    p: float = 0.0
-    params: dict[str, Any] = field(default_factory=dict)
+    p: Float = 0.0
+    params: dict[str, Any] = Field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        _fraction("augment.synthetic_lesions.p", self.p)
+    @model_validator(mode="after")
+    def _validate(self) -> SyntheticLesionsConfig:
+        _fraction("p", self.p)
+        return self
 
 
-@dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(FrozenModel):
     """On-the-fly augmentation; each ``p_*`` is the probability of that transform per sample."""
 
-    enabled: bool = True
-    on_device: bool = False  # spatial/intensity steps on the training device (liverseg.training.gpu_augment)
-    p_affine: float = 0.5
-    rotate_deg: float = 15.0
-    scale_range: tuple[float, float] = (0.85, 1.15)
-    p_elastic: float = 0.1
-    elastic_spacing: tuple[float, float] = (24.0, 24.0)
-    elastic_magnitude: tuple[float, float] = (1.0, 2.0)
-    flip_left_right: bool = False  # anatomy is lateralised: off by default
-    flip_anterior_posterior: bool = False
-    p_flip: float = 0.5
-    p_brightness: float = 0.15
-    brightness: float = 0.1  # additive shift on the [0, 1] windowed image
-    p_contrast: float = 0.15
-    contrast: tuple[float, float] = (0.75, 1.25)  # multiplicative factor
-    p_gamma: float = 0.15
-    gamma: tuple[float, float] = (0.7, 1.5)
-    p_noise: float = 0.15
-    noise_std: float = 0.03
-    p_blur: float = 0.1
-    blur_sigma: tuple[float, float] = (0.5, 1.0)
-    p_lowres: float = 0.1
-    lowres_zoom: tuple[float, float] = (0.5, 1.0)
+    enabled: Bool = True
+    on_device: Bool = (
+        False  # spatial/intensity steps on the training device (liverseg.training.augment_apply)
+    )
+    p_affine: Float = 0.5
+    rotate_deg: Float = 15.0
+    scale_range: tuple[Float, Float] = (0.85, 1.15)
+    p_elastic: Float = 0.1
+    elastic_spacing: tuple[Float, Float] = (24.0, 24.0)
+    elastic_magnitude: tuple[Float, Float] = (1.0, 2.0)
+    flip_left_right: Bool = False  # anatomy is lateralised: off by default
+    flip_anterior_posterior: Bool = False
+    p_flip: Float = 0.5
+    p_brightness: Float = 0.15
+    brightness: Float = 0.1  # additive shift on the [0, 1] windowed image
+    p_contrast: Float = 0.15
+    contrast: tuple[Float, Float] = (0.75, 1.25)  # multiplicative factor
+    p_gamma: Float = 0.15
+    gamma: tuple[Float, Float] = (0.7, 1.5)
+    p_noise: Float = 0.15
+    noise_std: Float = 0.03
+    p_blur: Float = 0.1
+    blur_sigma: tuple[Float, Float] = (0.5, 1.0)
+    p_lowres: Float = 0.1
+    lowres_zoom: tuple[Float, Float] = (0.5, 1.0)
     # scanner / phase / export variation in HU, in the data workers (liverseg.augment.scanner)
-    p_phase: float = 0.0
-    phase_gain: tuple[float, float] = (0.6, 1.3)  # enhancement gain about 40 HU
-    phase_offset_hu: tuple[float, float] = (-25.0, 25.0)
-    p_thick: float = 0.0
-    thick_sigma: tuple[float, float] = (0.4, 1.2)  # Gaussian across the slab's slices
-    p_sharpen: float = 0.0
-    sharpen_amount: tuple[float, float] = (0.3, 1.0)
-    p_export: float = 0.0  # full-quality cases only: round-trip through the slice-export recipe
-    export_window_hu: tuple[float, float] = (-40.0, 160.0)
-    export_quality: tuple[int, int] = (75, 95)
-    synthetic_lesions: SyntheticLesionsConfig = field(default_factory=SyntheticLesionsConfig)
+    p_phase: Float = 0.0
+    phase_gain: tuple[Float, Float] = (0.6, 1.3)  # enhancement gain about 40 HU
+    phase_offset_hu: tuple[Float, Float] = (-25.0, 25.0)
+    p_thick: Float = 0.0
+    thick_sigma: tuple[Float, Float] = (0.4, 1.2)  # Gaussian across the slab's slices
+    p_sharpen: Float = 0.0
+    sharpen_amount: tuple[Float, Float] = (0.3, 1.0)
+    p_export: Float = 0.0  # full-quality cases only: round-trip through the slice-export recipe
+    export_window_hu: tuple[Float, Float] = (-40.0, 160.0)
+    export_quality: tuple[Int, Int] = (75, 95)
+    synthetic_lesions: SyntheticLesionsConfig = Field(default_factory=SyntheticLesionsConfig)
 
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            if f.name.startswith("p_"):
-                _fraction(f"augment.{f.name}", getattr(self, f.name))
+    @model_validator(mode="after")
+    def _validate(self) -> AugmentConfig:
+        for name in type(self).model_fields:
+            if name.startswith("p_"):
+                _fraction(name, getattr(self, name))
         for name in ("phase_gain", "phase_offset_hu", "thick_sigma", "sharpen_amount", "export_window_hu"):
             lo, hi = getattr(self, name)
-            _check(lo <= hi, f"augment.{name}", "expected (low, high) with low <= high", getattr(self, name))
+            check(lo <= hi, name, "expected (low, high) with low <= high", getattr(self, name))
         lo, hi = self.export_quality
-        _check(
+        check(
             1 <= lo <= hi <= 95,
-            "augment.export_quality",
+            "export_quality",
             "expected JPEG qualities 1 <= low <= high <= 95",
             self.export_quality,
         )
-        _check(self.phase_gain[0] > 0, "augment.phase_gain", "expected gains > 0", self.phase_gain)
-        _check(self.thick_sigma[0] >= 0, "augment.thick_sigma", "expected sigmas >= 0", self.thick_sigma)
+        check(self.phase_gain[0] > 0, "phase_gain", "expected gains > 0", self.phase_gain)
+        check(self.thick_sigma[0] >= 0, "thick_sigma", "expected sigmas >= 0", self.thick_sigma)
+        return self
 
 
-@dataclass(frozen=True)
-class LossConfig:
+class LossConfig(FrozenModel):
     """Loss: ``ce``, ``dice``, ``dice_ce``, ``wbce`` (seed's 0.1/0.9 weighting), ``focal``, ``tversky``."""
 
     name: Literal["ce", "dice", "dice_ce", "wbce", "focal", "tversky"] = "dice_ce"
-    class_weights: tuple[float, ...] | None = None
-    include_background: bool = False
-    bce_weights: tuple[float, float] = (0.1, 0.9)  # (negative, positive) voxel weights
-    focal_gamma: float = 2.0
-    tversky_alpha: float = 0.3  # weight of false positives
-    tversky_beta: float = 0.7  # weight of false negatives
+    class_weights: tuple[Float, ...] | None = None
+    include_background: Bool = False
+    bce_weights: tuple[Float, Float] = (0.1, 0.9)  # (negative, positive) voxel weights
+    focal_gamma: Float = 2.0
+    tversky_alpha: Float = 0.3  # weight of false positives
+    tversky_beta: Float = 0.7  # weight of false negatives
 
 
-@dataclass(frozen=True)
-class OptimConfig:
+class OptimConfig(FrozenModel):
     """Optimiser settings; ``grad_clip`` is a max gradient norm (None: no clipping)."""
 
     name: Literal["adam", "adamw", "sgd"] = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    momentum: float = 0.99
-    nesterov: bool = True
-    grad_clip: float | None = 12.0
+    lr: Float = 1e-3
+    weight_decay: Float = 1e-4
+    momentum: Float = 0.99
+    nesterov: Bool = True
+    grad_clip: Float | None = 12.0
 
-    def __post_init__(self) -> None:
-        _check(self.lr > 0, "optim.lr", "expected a learning rate > 0", self.lr)
+    @model_validator(mode="after")
+    def _validate(self) -> OptimConfig:
+        check(self.lr > 0, "lr", "expected a learning rate > 0", self.lr)
+        return self
 
 
-@dataclass(frozen=True)
-class ScheduleConfig:
+class ScheduleConfig(FrozenModel):
     """Learning-rate schedule (per step for cosine/poly, per validation for plateau) + linear warm-up."""
 
     name: Literal["cosine", "poly", "plateau", "constant"] = "cosine"
-    warmup_epochs: float = 0.0
-    min_lr: float = 1e-6
-    poly_power: float = 0.9
-    plateau_factor: float = 0.5
-    plateau_patience: int = 5
+    warmup_epochs: Float = 0.0
+    min_lr: Float = 1e-6
+    poly_power: Float = 0.9
+    plateau_factor: Float = 0.5
+    plateau_patience: Int = 5
 
 
-@dataclass(frozen=True)
-class TrainLoopConfig:
+class TrainLoopConfig(FrozenModel):
     """Loop settings. ``budget_minutes`` stops training by wall clock; ``patience`` by validations."""
 
-    batch_size: int = 16
-    epochs: int = 50
-    steps_per_epoch: int = 250
-    budget_minutes: float | None = None
-    patience: int | None = 20
-    seed: int = 0
+    batch_size: Int = 16
+    epochs: Int = 50
+    steps_per_epoch: Int = 250
+    budget_minutes: Float | None = None
+    patience: Int | None = 20
+    seed: Int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
-    channels_last: bool = True
-    num_workers: int = 2
-    val_every: int = 1
-    val_batch_size: int = 16
+    channels_last: Bool = True
+    num_workers: Int = 2
+    val_every: Int = 1
+    val_batch_size: Int = 16
     monitor: Literal["auto", "dice_liver", "dice_tumor", "dice_mean"] = "auto"
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _validate(self) -> TrainLoopConfig:
         for name in ("batch_size", "epochs", "steps_per_epoch", "val_every", "val_batch_size"):
-            _check(getattr(self, name) >= 1, f"train.{name}", "expected an integer >= 1", getattr(self, name))
-        _check(self.num_workers >= 0, "train.num_workers", "expected >= 0", self.num_workers)
+            check(getattr(self, name) >= 1, name, "expected an integer >= 1", getattr(self, name))
+        check(self.num_workers >= 0, "num_workers", "expected >= 0", self.num_workers)
         if self.budget_minutes is not None:
-            _check(
-                self.budget_minutes > 0, "train.budget_minutes", "expected minutes > 0", self.budget_minutes
-            )
+            check(self.budget_minutes > 0, "budget_minutes", "expected minutes > 0", self.budget_minutes)
+        return self
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(FrozenModel):
     """A complete, resolved training configuration (one stage)."""
 
-    name: str = "run"
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    stage: StageConfig = field(default_factory=StageConfig)
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    train: TrainLoopConfig = field(default_factory=TrainLoopConfig)
+    name: Str = "run"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    stage: StageConfig = Field(default_factory=StageConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    train: TrainLoopConfig = Field(default_factory=TrainLoopConfig)
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _validate(self) -> TrainConfig:
         if self.sampling.mode == "liver_box" and self.stage.stage != "tumor":
-            raise ConfigError(
-                f"sampling.mode: 'liver_box' is for stage 'tumor', got stage {self.stage.stage!r}"
+            raise FieldError(
+                "sampling.mode", f"'liver_box' is for stage 'tumor', got stage {self.stage.stage!r}"
             )
+        return self
 
     @property
     def spec(self) -> StageSpec:
         return self.stage.spec()
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (YAML-safe) of every resolved value."""
-        return to_dict(self)
 
-
-@dataclass(frozen=True)
-class CascadeConfig:
+class CascadeConfig(FrozenModel):
     """Two stage configs trained in sequence into ``RUN_DIR/stage1`` and ``RUN_DIR/stage2``."""
 
     stage1: TrainConfig

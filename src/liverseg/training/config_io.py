@@ -8,16 +8,17 @@ cascade file); ``liverseg train`` trains both stages in sequence into ``RUN_DIR/
 from __future__ import annotations
 
 import contextlib
+import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union
 
 import yaml
 
 from liverseg.errors import ConfigError, InputError
+from liverseg.frozen import field_annotation
 from liverseg.training.config import CascadeConfig, TrainConfig
-from liverseg.training.typed import field_type, from_dict
 from liverseg.utils import atomic_write_text
 
 __all__ = [
@@ -47,27 +48,38 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _base_types(tp: Any) -> set[Any]:
+    """The plain types an annotation accepts: ``Float | None`` -> ``{float, NoneType}``."""
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        return set().union(*(_base_types(a) for a in typing.get_args(tp)))
+    return {typing.get_origin(tp) or tp}
+
+
 def _parse_value(cls: type, dotted: str, text: str) -> Any:
     """YAML-parse an override value; numbers YAML 1.1 leaves as strings (``1e-3``) become floats."""
-    tp = field_type(cls, dotted)
+    tp = field_annotation(cls, dotted)
     try:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
         value = text
-    args = set(typing.get_args(tp)) | {tp}
+    accepted = _base_types(tp)
     if (
         isinstance(value, str)
-        and (float in args or tp is Any)
+        and (float in accepted or Any in accepted)
         and value.strip().lower() not in ("inf", "nan")
     ):
         with contextlib.suppress(ValueError):
             value = float(value)
     # a string field keeps the raw text (``name=007``); a union with str (``window``: a pair or a
     # name) keeps a parsed list, which the other alternative takes
+    only_str = accepted - {type(None)} == {str}
     if (
-        (tp is str or (str in args and not isinstance(value, list)))
-        and not isinstance(value, str)
+        str in accepted
         and value is not None
+        and not isinstance(value, str)
+        and (only_str or not isinstance(value, list))
     ):
         value = text
     return value
@@ -113,7 +125,7 @@ def _deepcopy(data: Any) -> Any:
 
 def config_from_dict(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> TrainConfig:
     """Typed :class:`TrainConfig` from a raw dict plus ``--set`` style overrides."""
-    return from_dict(TrainConfig, apply_overrides(data, overrides))
+    return TrainConfig.from_dict(apply_overrides(data, overrides))
 
 
 def is_cascade_file(path: str | Path) -> bool:
@@ -154,7 +166,7 @@ def load_cascade(path: str | Path, overrides: Sequence[str] = ()) -> CascadeConf
             "cascade: stage1 must be a 'liver' stage and stage2 a 'tumor' stage, got "
             f"{loaded[0].stage.stage!r} and {loaded[1].stage.stage!r}"
         )
-    return CascadeConfig(loaded[0], loaded[1])
+    return CascadeConfig(stage1=loaded[0], stage2=loaded[1])
 
 
 def save_config(config: TrainConfig, path: str | Path) -> Path:

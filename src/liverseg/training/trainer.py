@@ -16,10 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from liverseg.training import runtime
+from liverseg.training.augment_apply import augment_batch
 from liverseg.training.checkpoint import save_checkpoint, unwrap_model
 from liverseg.training.config import TrainConfig
 from liverseg.training.config_io import save_config
@@ -30,7 +32,6 @@ from liverseg.training.distributed import (
     mean_across,
 )
 from liverseg.training.evaluation import autocast, monitor_key
-from liverseg.training.gpu_augment import augment_batch
 from liverseg.training.losses import build_loss
 from liverseg.training.optim import LRSchedule, build_optimizer
 from liverseg.training.runlog import RunLogger
@@ -79,11 +80,10 @@ def _step_timing(seconds: float, steps: int, steps_per_epoch: int) -> dict[str, 
     }
 
 
-def _step_generator(device: torch.device, seed: int, step: int) -> torch.Generator:
-    """A generator for on-device augmentation, a pure function of (seed, step) so resume replays it."""
-    gen = torch.Generator(device=device)
-    gen.manual_seed((seed * 1_000_003 + step) % (2**63))
-    return gen
+def _step_rng(seed: int, rank: int, step: int) -> np.random.Generator:
+    """The generator of on-device augmentation parameters, a pure function of (seed, rank, step)
+    so ``--resume`` replays the same augmentation."""
+    return np.random.default_rng([seed, rank, step])
 
 
 def _train(
@@ -172,9 +172,7 @@ def _train(
             x = batch["image"].to(device, non_blocking=True)
             y = batch["label"].to(device, non_blocking=True)
             if config.augment.on_device:
-                x, y = augment_batch(
-                    x, y, config.augment, _step_generator(device, cfg.seed + 7919 * info.rank, state["step"])
-                )
+                x, y = augment_batch(x, y, config.augment, _step_rng(cfg.seed, info.rank, state["step"]))
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, amp):
