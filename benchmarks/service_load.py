@@ -10,13 +10,16 @@ its own session:
 * every ``--uploader-every``-th client uploads the CT again and again, polling each new study
   once (``--ct``; default a 80 x 256 x 256 float32 phantom from ``svc_fakes.write_ct`` as an
   uncompressed 20 MiB ``.nii``, which the fake segmenter handles in a fraction of a second);
-* the others open the finished study (study, viewer info, report), scroll ``--scroll`` axial
-  slices with their overlays (``--think-ms`` between slices, a clinician scrolling), list the
-  studies and download the label map and the report now and then.
+* the others open the finished study as the viewer does (study, viewer info, report, the CT and
+  label volumes, gzip-encoded), step through up to ``--scroll`` lesions (each lesion's border, as a
+  click on a lesion row fetches it; ``--think-ms`` between two; scrolling through slices happens
+  in the browser and costs the server nothing), list the studies and download the label map and
+  the report now and then.
 
 Prints requests per second, the web process's CPU time (per request: independent of what else
 runs on the machine), p50/p95/p99 latency per route, errors (non-2xx answers and exceptions),
-the slice latency of requests made while an upload was in flight, and after the
+the latency of the viewer's small requests (viewer info, lesion border) made while an upload
+was in flight, and after the
 jobs finish (at most ``--drain-s``): studies lost (answered 202 but without a database row or
 folder), orphan folders (a folder without a row, or a leftover in ``incoming/``), failed jobs.
 
@@ -59,7 +62,7 @@ class Stats:
         self.ms: dict[str, list[float]] = defaultdict(list)
         self.errors: dict[str, int] = defaultdict(int)
         self.error_examples: list[str] = []
-        self.slice_during_upload: list[float] = []
+        self.small_during_upload: list[float] = []
         self.uploads_in_flight = 0
         self.accepted: list[str] = []
 
@@ -74,8 +77,8 @@ class Stats:
         ms = 1000 * (time.perf_counter() - t0)
         with self.lock:
             self.ms[route].append(ms)
-            if route == "slice" and during_upload:
-                self.slice_during_upload.append(ms)
+            if route in ("viewer", "border") and during_upload:
+                self.small_during_upload.append(ms)
         if not 200 <= r.status_code < 300:
             self._error(route, f"{route}: {r.status_code} {r.text[:120]}")
         return r
@@ -127,23 +130,22 @@ def uploader(url: str, stats: Stats, ct: bytes, stop: threading.Event, k: int) -
 
 
 def viewer(
-    url: str, stats: Stats, study: str, n_slices: int, args: argparse.Namespace, stop: threading.Event
+    url: str, stats: Stats, study: str, n_lesions: int, args: argparse.Namespace, stop: threading.Event
 ) -> None:
     c = _login(url)
-    rng = np.random.default_rng(threading.get_ident() % 2**32)
     rounds = 0
     while not stop.is_set():
         stats.call("study", c.get, f"/api/studies/{study}")
         stats.call("viewer", c.get, f"/api/studies/{study}/viewer")
         stats.call("report", c.get, f"/api/studies/{study}/report")
-        start = int(rng.integers(0, max(1, n_slices - args.scroll)))
-        for index in range(start, min(n_slices, start + args.scroll)):
+        stats.call("ct_volume", c.get, f"/api/studies/{study}/volumes/ct.nii")
+        stats.call("labels_vol", c.get, f"/api/studies/{study}/volumes/labels.nii")
+        for lesion in range(1, min(n_lesions, args.scroll) + 1):
             if stop.is_set():
                 break
-            params = {"plane": "axial", "index": index}
-            stats.call("slice", c.get, f"/api/studies/{study}/slice", params=params)
-            stats.call("overlay", c.get, f"/api/studies/{study}/overlay", params=params)
+            stats.call("border", c.get, f"/api/studies/{study}/lesions/{lesion}/border")
             time.sleep(args.think_ms / 1000)
+        time.sleep(args.think_ms / 1000)
         rounds += 1
         if rounds % 3 == 0:
             stats.call("list", c.get, "/api/studies", params={"limit": 50})
@@ -192,8 +194,8 @@ def main() -> int:
     p.add_argument("--ct", type=Path, default=None, help="the CT uploaded (NIfTI; default a phantom)")
     p.add_argument("--drain-s", type=float, default=120.0, help="longest wait for queued jobs at the end")
     p.add_argument("--uploader-every", type=int, default=4, help="every k-th client uploads")
-    p.add_argument("--scroll", type=int, default=20, help="slices per scroll")
-    p.add_argument("--think-ms", type=float, default=100.0, help="pause between two slices")
+    p.add_argument("--scroll", type=int, default=20, help="most lesions stepped through per view")
+    p.add_argument("--think-ms", type=float, default=100.0, help="pause between two lesions")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.ct is None:
@@ -236,7 +238,7 @@ def main() -> int:
                 time.sleep(0.5)
             if info["status"] != "done":
                 raise SystemExit(f"the baseline study did not finish: {info}")
-            n_slices = setup.get(f"/api/studies/{study}/viewer").json()["planes"]["axial"]
+            n_lesions = len(setup.get(f"/api/studies/{study}/viewer").json()["lesions"])
             setup.close()
 
             stats, stop = Stats(), threading.Event()
@@ -246,7 +248,7 @@ def main() -> int:
                     threads.append(threading.Thread(target=uploader, args=(url, stats, ct, stop, k)))
                 else:
                     threads.append(
-                        threading.Thread(target=viewer, args=(url, stats, study, n_slices, args, stop))
+                        threading.Thread(target=viewer, args=(url, stats, study, n_lesions, args, stop))
                     )
             load0 = os.getloadavg()[0]
             cpu0 = _cpu_s(proc.pid)
@@ -294,9 +296,9 @@ def main() -> int:
             f"{route:<10} {len(v):>6} {stats.errors.get(route, 0):>6} {_pct(v, 50):8.1f} {_pct(v, 95):8.1f} "
             f"{_pct(v, 99):8.1f} {max(v):8.1f}"
         )
-    d = stats.slice_during_upload
+    d = stats.small_during_upload
     print(
-        f"slices while an upload was in flight: n={len(d)}, p50 {_pct(d, 50):.1f} ms, p95 {_pct(d, 95):.1f} ms"
+        f"viewer info and lesion borders while an upload was in flight: n={len(d)}, p50 {_pct(d, 50):.1f} ms, p95 {_pct(d, 95):.1f} ms"
     )
     print(
         f"uploads accepted: {len(stats.accepted)}; studies lost: {len(lost)}; orphan folders: {orphans}; "

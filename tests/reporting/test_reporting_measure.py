@@ -124,12 +124,22 @@ def test_two_lesions_sorted_by_size_with_hu_and_location():
     )
     assert big["mean_hu"] == pytest.approx(50.0, abs=0.05)
     assert big["std_hu"] == pytest.approx(np.linspace(0, 100, 400).std(), abs=0.05)
+    # the body fills the field of view: midline at column 29.5; the big lesion's centre is column 14.5
     assert big["location"] == {
         "side": "right",
         "level": "superior",
-        "description": "right side of the liver, superior third",
+        "midline_offset_mm": -15.0,
+        "description": "patient's right, 15 mm from the midline, superior third of the liver",
     }
     assert small["location"]["side"] == "left" and small["location"]["level"] == "inferior"
+    assert (
+        small["location"]["description"]
+        == "patient's left, 12 mm from the midline, inferior third of the liver"
+    )
+    # slice numbers count from the head down (NIfTI-like input): canonical slices 12..15 of 20
+    assert big["slice_numbers"] == [5, 8] and big["slice_range"] == [12, 15]
+    assert big["largest_slice_number"] == 20 - big["largest_slice"]
+    assert big["largest_slice_z_mm"] == pytest.approx(2.0 * big["largest_slice"])
     assert small["recist_measurable"] is False and big["recist_measurable"] is True
 
 

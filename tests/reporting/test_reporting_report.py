@@ -58,6 +58,10 @@ def test_report_contents_and_schema():
     jsonschema.validate(report, load_schema())
     voxel_ml = 2.5 * 0.8 * 0.8 / 1000
     assert report["schema_version"] == "1.1" and report["liver_found"] is True
+    assert (
+        report["slice_numbering"]["basis"] == "superior-to-inferior"
+        and report["slice_numbering"]["count"] == 16
+    )
     assert report["liver_volume_ml"] == pytest.approx(
         np.count_nonzero(labels.array >= 1) * voxel_ml, abs=1e-3
     )
@@ -138,6 +142,39 @@ def test_write_json_png_and_html(tmp_path: Path):
         and "&lt;b&gt;check&lt;/b&gt; slice &amp; spacing" in page
     )
     assert "Lesion 2" in page and "cascade-unet" in page
+
+
+def test_html_shows_identity_slice_numbers_and_confidence():
+    image, labels = _scan()
+    identity = {
+        "label": "Leber Verlauf",
+        "patient_id": "PAT-<7>",
+        "accession_number": "ACC9",
+        "study_date": "2025-04-10",
+        "series_description": "Abdomen venous",
+        "deidentified": False,
+    }
+    report = _report(image, labels, input_info={"name": "input.zip", "identity": identity})
+    assert report["input"]["identity"] == identity
+    # a candidate below the lesion model's threshold: listed after the confirmed ones, not in the label map
+    report["lesions"].append({**report["lesions"][1], "id": 3, "confidence": 0.41, "possible": True})
+    page = render_html(report, image, labels)
+    for text in (
+        "Patient ID",
+        "PAT-&lt;7&gt;",
+        "ACC9",
+        "2025-04-10",
+        "Abdomen venous",
+        "Leber Verlauf",
+        "input.zip",
+    ):
+        assert text in page, text
+    assert "<title>liverseg report: Leber Verlauf · PAT-&lt;7&gt; · 2025-04-10</title>" in page
+    first = report["lesions"][0]
+    numbers = f"<td>{first['slice_numbers'][0]}-{first['slice_numbers'][1]}</td>"
+    assert numbers in page and f"{first['largest_slice_number']} (z " in page
+    assert "slice 1 is the most superior axial slice" in page and "Not a Couinaud segment" in page
+    assert "n/a" in page and "<strong>possible false positive</strong> (41 %; not counted)" in page
 
 
 def test_html_without_lesions_and_mismatched_report():

@@ -31,6 +31,7 @@ PG_ENV = "LIVERSEG_TEST_PG_URL"
 from svc_fakes import PASSWORDS, upload, write_ct  # noqa: E402
 
 FAKE = "svc_fakes:fake_segmenter"
+FAKE_GATE = "svc_fakes:fake_gate"
 
 
 @pytest.fixture(autouse=True)
@@ -106,6 +107,7 @@ class Service:
 
 
 def make_service(tmp_path: Path, db_url: str, **cfg: Any) -> Service:
+    cfg.setdefault("gate", FAKE_GATE)
     cfg.setdefault("allowed_hosts", ("testserver", "localhost", "127.0.0.1"))  # TestClient's Host: testserver
     config = ServiceConfig(data_dir=tmp_path / "data", db_url=db_url, lease_s=2.0, segmenter=FAKE, **cfg)
     database = Database(config.database_url)

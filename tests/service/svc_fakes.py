@@ -1,9 +1,9 @@
 """Test helpers for the service: synthetic CT files and a fast fake segmenter.
 
 The fake segmenter has the signature of ``liverseg.service.jobs.run_job_segmentation`` and
-writes the same outputs (label map on the input grid, report JSON with the contract's fields,
-HTML report). It thresholds HU: 40..100 -> liver (1), -10..30 -> tumor (2), which is exact on
-the phantom made by :func:`make_ct` (the real pipeline is exercised by the e2e test when present).
+writes the same outputs (label map on the input grid, the real report JSON, a short HTML page).
+It thresholds HU: 40..100 -> liver (1), -10..30 -> tumor (2), which is exact on the phantom made
+by :func:`make_ct` (the real pipeline is exercised by the e2e test when present).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 from urllib.parse import quote
 
 import numpy as np
-from scipy import ndimage
 
 from liverseg.io import Volume, read_volume, write_volume
+from liverseg.reporting import build_report, write_report_json
 from liverseg.utils import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
@@ -75,43 +75,18 @@ def fake_labels(image: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _lesions(image: Volume, labels: np.ndarray) -> list[dict[str, Any]]:
-    comp, n = ndimage.label(labels == 2)
-    out = []
-    for i in range(1, n + 1):
-        mask = comp == i
-        zz, yy, xx = np.nonzero(mask)
-        per_slice = mask.sum(axis=(1, 2))
-        largest = int(np.argmax(per_slice))
-        centroid = [float(zz.mean()), float(yy.mean()), float(xx.mean())]
-        extent_mm = (xx.max() - xx.min() + 1) * image.spacing[2]
-        out.append(
-            {
-                "id": i,
-                "volume_ml": float(mask.sum() * image.voxel_volume_ml),
-                "longest_axial_diameter_mm": float(extent_mm),
-                "short_axis_mm": float(extent_mm) * 0.9,
-                "recist_measurable": bool(extent_mm >= 10),
-                "centroid_voxel_zyx": centroid,
-                "centroid_lps_mm": image.index_to_physical(np.asarray(centroid)).tolist(),
-                "mean_hu": float(image.array[mask].mean()),
-                "std_hu": float(image.array[mask].std()),
-                "slice_range": [int(zz.min()), int(zz.max())],
-                "largest_slice": largest,
-                "location": {"side": "right", "level": "middle"},
-                "diameter_endpoints_voxel": [],
-            }
-        )
-    out.sort(key=lambda d: -d["volume_ml"])
-    for k, d in enumerate(out, 1):
-        d["id"] = k
-    return out
-
-
 def fake_segmenter(
-    input_path: Path, out_dir: Path, *, model: str, dicom_input: bool, progress: Any, delay_s: float = 0.0
+    input_path: Path,
+    out_dir: Path,
+    *,
+    model: str,
+    dicom_input: bool,
+    progress: Any,
+    identity: dict[str, Any] | None = None,
+    delay_s: float = 0.0,
 ) -> dict[str, Any]:
-    """Fast stand-in for the real pipeline (same outputs and report schema)."""
+    """Fast stand-in for the real pipeline: thresholds instead of a model, then the real
+    reporting (lesion table, slice numbers, locations) and a short HTML page."""
     t0 = time.perf_counter()
     progress("read", 0.0)
     image = read_volume(input_path, kind="image")
@@ -120,32 +95,78 @@ def fake_segmenter(
         if delay_s:
             time.sleep(delay_s / steps)
         progress("segment", (k + 1) / steps)
-    labels = fake_labels(image.array)
-    write_volume(image.with_array(labels), out_dir / "labels.nii.gz")
-    liver_ml = float((labels >= 1).sum() * image.voxel_volume_ml)
-    tumor_ml = float((labels == 2).sum() * image.voxel_volume_ml)
-    lesions = _lesions(image, labels)
-    report = {
-        "schema_version": "1.0",
-        "liver_found": liver_ml > 0,
-        "liver_volume_ml": liver_ml,
-        "tumor_volume_ml": tumor_ml,
-        "tumor_burden_percent": 100.0 * tumor_ml / liver_ml if liver_ml else 0.0,
-        "lesion_count": len(lesions),
-        "lesions": lesions,
-        "model": {"name": "fake", "version": "0.0.1", "ref": model},
-        "timings_s": {"read": 0.01, "segment": time.perf_counter() - t0, "total": time.perf_counter() - t0},
-        "software": {"liverseg": "test"},
-        "input": {"name": input_path.name, "geometry": image.geometry()},
-        "warnings": [],
-        "disclaimer": "Research use only.",
-    }
-    atomic_write_text(out_dir / "report.json", json.dumps(report))
+    labels = image.with_array(fake_labels(image.array))
+    write_volume(labels, out_dir / "labels.nii.gz")
+    elapsed = time.perf_counter() - t0
+    info: dict[str, Any] = {"name": input_path.name}
+    if identity:
+        info["identity"] = identity
+    report = build_report(
+        image,
+        labels,
+        model={"name": "fake", "version": "0.0.1", "ref": model},
+        timings_s={"read": 0.01, "segment": elapsed, "total": elapsed},
+        input_info=info,
+        warnings=[],
+    )
+    write_report_json(report, out_dir / "report.json")
     atomic_write_text(
-        out_dir / "report.html", f"<html><body><h1>Report</h1><p>{len(lesions)} lesions</p></body></html>"
+        out_dir / "report.html",
+        f"<html><body><h1>Report</h1><p>{report['lesion_count']} lesions</p></body></html>",
     )
     progress("report", 1.0)
     return report
+
+
+def fake_gate(model_ref: str, scratch: Path) -> dict[str, Any]:
+    """Stand-in for the validation gate (:func:`liverseg.service.gate.run_gate`): passes unless
+    the model's path names it ``failing``."""
+    passed = "failing" not in str(model_ref)
+    dice = 0.95 if passed else 0.41
+    return {
+        "passed": passed,
+        "liver_dice": dice,
+        "threshold": 0.85,
+        "seconds": 0.1,
+        "message": f"liver Dice {dice:.3f} on the sample (at least 0.85 required)",
+    }
+
+
+def model_zip_bytes(
+    folder: Path,
+    name: str = "test-cascade",
+    version: str = "2.0.0",
+    *,
+    card: bool = True,
+    stages: tuple[str, ...] = ("liver", "tumor"),
+) -> bytes:
+    """A zip of a model folder with tiny untrained stage checkpoints (model.json, stageN.pt, card)."""
+    from liverseg.models import build_model
+    from liverseg.training.checkpoint import save_checkpoint
+    from liverseg.training.slabs import StageSpec
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for i, stage in enumerate(stages, 1):
+        classes = ("background", "liver") if stage == "liver" else ("background", "liver", "tumor")
+        spec = StageSpec(
+            stage=stage, classes=classes, context_slices=1, spacing_zyx=(None, 3.0, 3.0), window=(50.0, 400.0)
+        )
+        net = build_model("unet", 3, len(classes), features=4, depth=2)
+        files[stage] = save_checkpoint(
+            folder / f"stage{i}.pt", net, spec=spec, model_name="unet", model_kwargs={"features": 4, "depth": 2},
+            config={}, dataset_fingerprint=None, metrics={"dice": 0.5},
+        )  # fmt: skip
+    meta = {"name": name, "version": version, "stages": {k: v.name for k, v in files.items()}}
+    if card:
+        meta["card"] = "MODEL_CARD.md"
+        (folder / "MODEL_CARD.md").write_text(f"# {name} {version}\n\nA test model.\n")
+    (folder / "model.json").write_text(json.dumps(meta))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in sorted(folder.iterdir()):
+            zf.write(f, f"{name}/{f.name}")
+    return buf.getvalue()
 
 
 def slow_fake_segmenter(input_path: Path, out_dir: Path, **kw: Any) -> dict[str, Any]:
@@ -158,15 +179,31 @@ def failing_segmenter(input_path: Path, out_dir: Path, **kw: Any) -> dict[str, A
     raise RuntimeError("simulated crash inside the pipeline")
 
 
-def dicom_zip_bytes(n_slices: int = 4, shape: tuple[int, int] = (16, 16)) -> bytes:
-    """A zip of a tiny CT DICOM series written with pydicom."""
+def dicom_zip_bytes(
+    n_slices: int = 4,
+    shape: tuple[int, int] = (16, 16),
+    *,
+    volume: Volume | None = None,
+    patient_id: str = "TP1",
+    study_date: str = "20250110",
+    accession: str = "ACC0001",
+    series_description: str = "Abdomen venous 2.0",
+) -> bytes:
+    """A zip of a CT DICOM series written with pydicom: ``volume`` (axis-aligned, HU) when given,
+    else ``n_slices`` constant 60 HU slices of ``shape``. Instance numbers run head first (1 = the
+    most superior image), as an ordinary cranio-caudal abdominal CT."""
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+    if volume is None:
+        volume = Volume(np.full((n_slices, *shape), 60.0, np.float32), (2.0, 0.8, 0.8))
+    if not np.allclose(volume.direction, np.eye(3)):
+        raise ValueError("dicom_zip_bytes writes axis-aligned volumes only")
+    n = volume.shape[0]
     series, study = generate_uid(), generate_uid()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        for k in range(n_slices):
+        for k in range(n):
             meta = FileMetaDataset()
             meta.MediaStorageSOPClassUID = CTImageStorage
             meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -174,16 +211,18 @@ def dicom_zip_bytes(n_slices: int = 4, shape: tuple[int, int] = (16, 16)) -> byt
             ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
             ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
             ds.Modality, ds.SeriesInstanceUID, ds.StudyInstanceUID = "CT", series, study
-            ds.PatientName, ds.PatientID = "Test^Patient", "TP1"
-            ds.Rows, ds.Columns = shape
-            ds.PixelSpacing, ds.SliceThickness = [0.8, 0.8], 2.0
-            ds.ImagePositionPatient = [0.0, 0.0, 2.0 * k]
+            ds.PatientName, ds.PatientID = "Test^Patient", patient_id
+            ds.AccessionNumber, ds.StudyDate, ds.SeriesDescription = accession, study_date, series_description
+            ds.Rows, ds.Columns = volume.shape[1:]
+            ds.PixelSpacing, ds.SliceThickness = [volume.spacing[1], volume.spacing[2]], volume.spacing[0]
+            ox, oy, oz = volume.origin
+            ds.ImagePositionPatient = [ox, oy, oz + volume.spacing[0] * k]
             ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-            ds.InstanceNumber = k + 1
+            ds.InstanceNumber = n - k  # head first
             ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
             ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
             ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
-            ds.PixelData = (np.full(shape, 1024 + 60, np.int16)).tobytes()
+            ds.PixelData = (np.rint(volume.array[k]) + 1024).astype(np.int16).tobytes()
             out = io.BytesIO()
             ds.save_as(out, enforce_file_format=True)
             zf.writestr(f"series/IM{k:04d}", out.getvalue())

@@ -3,34 +3,31 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from svc_fakes import make_ct, upload
+from svc_fakes import make_ct, model_zip_bytes, upload
 
 from liverseg.io import write_volume
 from liverseg.service.db import AuditEvent, Job, ModelVersion
 from liverseg.service.registry import sync_shipped_models
 
 
-def _checkpoint_bytes(tmp_path) -> bytes:
-    pytest.importorskip("liverseg.models")
+def _checkpoint_bytes(tmp_path, stage: str = "single") -> bytes:
     from liverseg.models import build_model
     from liverseg.training.checkpoint import save_checkpoint
     from liverseg.training.slabs import StageSpec
 
+    classes = ("background", "liver") if stage == "liver" else ("background", "liver", "tumor")
     spec = StageSpec(
-        stage="single",
-        classes=("background", "liver", "tumor"),
-        context_slices=1,
-        spacing_zyx=(None, 1.5, 1.5),
-        window=(50.0, 400.0),
+        stage=stage, classes=classes, context_slices=1, spacing_zyx=(None, 1.5, 1.5), window=(50.0, 400.0)
     )
-    model = build_model("unet", 3, 3, features=4, depth=2)
+    model = build_model("unet", 3, len(classes), features=4, depth=2)
     path = save_checkpoint(
-        tmp_path / "m.pt",
+        tmp_path / f"m_{stage}.pt",
         model,
         spec=spec,
         model_name="unet",
@@ -52,52 +49,121 @@ def _add_model(svc, name: str, status: str = "candidate") -> int:
             status=status,
             card="# card",
             metrics={"dice": 0.9},
-            info={},
+            info={"kind": "cascade"},
         )
         s.add(m)
         s.flush()
         return m.id
 
 
-def test_register_activate_and_record_model(svc, ct_file, tmp_path):
+RAW = {"Content-Type": "application/octet-stream"}
+
+
+def test_only_a_complete_gated_cascade_with_a_card_can_be_activated(svc, ct_file, tmp_path):
     admin, alice = svc.client("admin"), svc.client("alice")
     first = _add_model(svc, "shipped-a", "active")
-    r = admin.post(
-        "/api/admin/models?name=my-unet",
-        content=_checkpoint_bytes(tmp_path),
-        headers={"Content-Type": "application/octet-stream"},
-    )
+    # a one-stage checkpoint registers as a candidate that can never be activated
+    r = admin.post("/api/admin/models?name=my-unet", content=_checkpoint_bytes(tmp_path), headers=RAW)
     assert r.status_code == 201, r.text
-    reg = r.json()
-    assert reg["status"] == "candidate" and reg["source"] == "registered" and reg["name"] == "my-unet"
-    assert reg["metrics"]["dice_liver"] == 0.91 and "unet" in reg["card"] and "abc" in reg["card"]
-    # garbage is refused and leaves nothing behind
-    bad = admin.post(
-        "/api/admin/models",
-        content=b"not a checkpoint" * 10,
-        headers={"Content-Type": "application/octet-stream"},
+    single = r.json()
+    assert single["kind"] == "single" and single["status"] == "candidate" and single["name"] == "my-unet"
+    assert single["metrics"]["dice_liver"] == 0.91 and "unet" in single["card"] and "abc" in single["card"]
+    assert any("not a complete cascade" in p for p in single["activation_problems"])
+    # half of a cascade is refused at once, with what to do instead
+    r = admin.post("/api/admin/models", content=_checkpoint_bytes(tmp_path, "tumor"), headers=RAW)
+    assert (
+        r.status_code == 422
+        and "stage 2" in r.json()["detail"]
+        and "zip of the model folder" in r.json()["detail"]
     )
+    # garbage: one readable line, no server path, no unpickling trace; nothing left behind
+    bad = admin.post("/api/admin/models", content=b"not a checkpoint" * 10, headers=RAW)
     assert bad.status_code == 422
-    assert len(list((svc.config.data_dir / "models").iterdir())) == 1
-    # a study queued now records the active model; activating another retires the first
+    detail = bad.json()["detail"]
+    assert detail.startswith("the file is not a") and "/" not in detail and len(detail) < 200, detail
+    assert sorted(p.name for p in (svc.config.data_dir / "models").iterdir()) == [
+        f"{single_sha(svc, single)}.pt"
+    ]
+    # a complete cascade without its card: registered, not activatable
+    r = admin.post(
+        "/api/admin/models", content=model_zip_bytes(tmp_path / "nocard", "nocard", card=False), headers=RAW
+    )
+    assert r.status_code == 201 and r.json()["kind"] == "cascade"
+    assert any("no model card" in p for p in r.json()["activation_problems"])
+    # the real thing: zip of a model folder
+    r = admin.post("/api/admin/models", content=model_zip_bytes(tmp_path / "cascade"), headers=RAW)
+    assert r.status_code == 201, r.text
+    cascade = r.json()
+    assert (cascade["name"], cascade["version"], cascade["kind"]) == ("test-cascade", "2.0.0", "cascade")
+    assert cascade["activation_problems"] == ["the validation gate has not been run on it"]
+    url = f"/api/admin/models/{cascade['id']}/status"
+    assert (
+        "gate"
+        in admin.post(url, json={"status": "active", "confirm": True, "reason": "better"}).json()["detail"]
+    )
+    r = admin.post(f"/api/admin/models/{cascade['id']}/gate")
+    assert r.status_code == 200 and r.json()["gate"]["passed"] and r.json()["activation_problems"] == []
+    # activation needs the confirmation and a reason
+    for body in (
+        {"status": "active"},
+        {"status": "active", "confirm": True},
+        {"status": "active", "reason": "x y z"},
+    ):
+        assert admin.post(url, json=body).status_code == 422
     s1 = upload(alice, ct_file).json()
     assert (s1["model_name"], s1["model_version"]) == ("shipped-a", "1.0")
-    r = admin.post(f"/api/admin/models/{reg['id']}/status", json={"status": "active"})
+    r = admin.post(
+        url, json={"status": "active", "confirm": True, "reason": "passes the gate, new training data"}
+    )
     assert r.status_code == 200 and r.json()["status"] == "active"
     models = {m["id"]: m["status"] for m in admin.get("/api/admin/models").json()}
-    assert models == {first: "retired", reg["id"]: "active"}
+    assert (
+        models[first] == "retired"
+        and models[cascade["id"]] == "active"
+        and models[single["id"]] == "candidate"
+    )
+    assert (
+        admin.post(
+            f"/api/admin/models/{single['id']}/status",
+            json={"status": "active", "confirm": True, "reason": "try"},
+        ).status_code
+        == 422
+    )
     s2 = upload(alice, ct_file).json()
-    assert (s2["model_name"], s2["model_version"]) == ("my-unet", reg["version"])
+    assert (s2["model_name"], s2["model_version"]) == ("test-cascade", "2.0.0")
     svc.run_jobs()
     with svc.database.session() as s:
         job = s.scalar(select(Job).where(Job.study_id == s2["id"]))
-        assert job.model_id == reg["id"]
+        assert job.model_id == cascade["id"]
     report = alice.get(f"/api/studies/{s2['id']}/report").json()
-    assert report["model"]["ref"].endswith(".pt")  # the job ran the registered checkpoint
+    assert (svc.config.data_dir.resolve() / "models") in Path(
+        report["model"]["ref"]
+    ).parents  # the registered folder ran
     assert admin.post(f"/api/admin/models/{first}/status", json={"status": "bogus"}).status_code == 422
     with svc.database.session() as s:
-        actions = [e.action for e in s.scalars(select(AuditEvent))]
-    assert "model_register" in actions and "model_status" in actions
+        events = {e.action: e for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))}
+    assert events["model_status"].detail["reason"] == "passes the gate, new training data"
+    assert events["model_gate"].detail["passed"] is True and "model_register" in events
+
+
+def single_sha(svc, model: dict) -> str:
+    with svc.database.session() as s:
+        return s.get(ModelVersion, model["id"]).sha256
+
+
+def test_a_failed_gate_blocks_activation(svc, tmp_path):
+    admin = svc.client("admin")
+    r = admin.post("/api/admin/models", content=model_zip_bytes(tmp_path / "m", "failing-model"), headers=RAW)
+    mid = r.json()["id"]
+    gate = admin.post(f"/api/admin/models/{mid}/gate").json()
+    assert gate["gate"]["passed"] is False
+    assert gate["activation_problems"] == [
+        "the validation gate failed: liver Dice 0.410 on the sample (at least 0.85 required)"
+    ]
+    r = admin.post(
+        f"/api/admin/models/{mid}/status", json={"status": "active", "confirm": True, "reason": "please"}
+    )
+    assert r.status_code == 422 and "validation gate failed" in r.json()["detail"]
 
 
 def test_database_allows_one_active_model(svc):
@@ -114,7 +180,7 @@ def test_shipped_models_are_listed(svc, monkeypatch):
             "default": True,
             "card": "# Liver cascade",
             "validation": {"dice_liver": 0.95},
-            "stages": {},
+            "stages": {"liver": "stage1.pt", "tumor": "stage2.pt"},
         }
     ]
     monkeypatch.setattr("liverseg.catalog.list_shipped_models", lambda: shipped)

@@ -135,8 +135,8 @@ def test_concurrent_uploads_while_others_view(server, tmp_path):
         c = _client(url, "alice")
         k = 0
         while not stop.is_set():
-            for kind in ("slice", "overlay"):
-                r = c.get(f"/api/studies/{done}/{kind}", params={"plane": "axial", "index": k % 24})
+            for kind in ("viewer", "volumes/labels.nii", "volumes/ct.nii") if k % 4 == 0 else ("viewer",):
+                r = c.get(f"/api/studies/{done}/{kind}")
                 with lock:
                     statuses.append(r.status_code)
             k += 1

@@ -170,7 +170,7 @@ def test_eight_concurrent_uploads_all_complete(svc, ct_file):
         )
     for st in studies:
         out = svc.config.data_dir / "studies" / st.id / "output"
-        assert (out / "labels.nii.gz").exists() and (out / "viewer" / "ct.npy").exists()
+        assert (out / "labels.nii.gz").exists() and (out / "viewer" / "ct.nii.gz").exists()
     assert len(clients[0].get("/api/studies").json()) == 4  # bob's four
     assert len(svc.client("admin").get("/api/studies").json()) == 8
 

@@ -135,8 +135,9 @@ def test_clinician_cannot_reach_another_clinicians_study(svc, done_study):
         other,
         f"{other}/report",
         f"{other}/viewer",
-        f"{other}/slice?index=0",
-        f"{other}/overlay?index=0",
+        f"{other}/volumes/ct.nii",
+        f"{other}/volumes/labels.nii",
+        f"{other}/lesions/1/border",
         f"{other}/problems",
         f"{other}/files/labels.nii.gz",
         f"{other}/files/report.json",
@@ -226,27 +227,78 @@ def test_failed_job_is_reported(svc, ct_file):
     assert c.get(f"/api/studies/{sid}/viewer").status_code == 422
 
 
-def test_compare_follow_up_with_baseline(svc, done_study, tmp_path):
+def _nifti(c, path, label: str, patient: str | None, date: str | None):
+    headers = {**RAW, "X-Study-Label": quote(label)}
+    if patient is not None:
+        headers["X-Patient-Id"] = quote(patient)
+    if date is not None:
+        headers["X-Study-Date"] = date
+    return c.post("/api/studies", content=path.read_bytes(), headers=headers)
+
+
+def test_compare_follow_up_with_baseline(svc, tmp_path):
     c = svc.client("alice")
-    r = upload(c, write_ct(tmp_path / "fu.nii.gz", spacing=(2.5, 0.9, 0.9)))
+    base = _nifti(c, write_ct(tmp_path / "b.nii.gz"), "baseline", "PAT-1", "2025-01-10").json()["id"]
+    fu = _nifti(
+        c, write_ct(tmp_path / "fu.nii.gz", spacing=(2.5, 0.9, 0.9)), "follow-up", "PAT-1", "2025-04-02"
+    ).json()["id"]
     svc.run_jobs()
-    fu = r.json()["id"]
-    out = c.get(f"/api/studies/{fu}/compare", params={"baseline": done_study}).json()
-    assert out["baseline_id"] == done_study and out["followup_id"] == fu
+    out = c.get(f"/api/studies/{fu}/compare", params={"baseline": base}).json()
+    assert out["baseline_id"] == base and out["followup_id"] == fu
+    assert (
+        out["baseline_study"]["study_date"] == "2025-01-10" and out["followup_study"]["patient_id"] == "PAT-1"
+    )
     rows = {m["measure"]: m for m in out["summary"]}
+    assert rows["liver_volume_ml"]["label"] == "Liver volume" and rows["liver_volume_ml"]["unit"] == "ml"
     # same voxels, spacing 0.9 vs 0.8 in-plane: volumes scale by (0.9/0.8)^2
     assert np.isclose(
-        rows["liver_volume_ml"]["followup"] / rows["liver_volume_ml"]["baseline"], (0.9 / 0.8) ** 2
+        rows["liver_volume_ml"]["followup"] / rows["liver_volume_ml"]["baseline"], (0.9 / 0.8) ** 2, rtol=1e-3
     )
-    assert rows["lesion_count"]["change"] == 0
-    try:
-        from liverseg.reporting import compare_reports  # noqa: F401
-    except ImportError:
-        assert out["method"] == "summary" and "lesions" not in out
-    else:  # the reporting stage matches the two phantom lesions
-        assert out["method"] == "compare_reports"
-        assert len(out["lesions"]["matched"]) == 2 and out["lesions"]["new"] == []
-    assert c.get(f"/api/studies/{fu}/compare", params={"baseline": fu}).status_code == 422
+    counts = rows["lesion_count"]
+    assert counts["label"] == "Lesions" and counts["decimals"] == 0
+    assert (counts["baseline"], counts["followup"], counts["change"]) == (2, 2, 0)
+    assert all(isinstance(counts[k], int) for k in ("baseline", "followup", "change"))
+    lesions = out["lesions"]
+    assert len(lesions["matched"]) == 2 and lesions["new"] == []
+    sod = lesions["sum_of_diameters"]  # the phantom's lesions are under 10 mm: no target lesion
+    assert (
+        sod["category"] is None and sod["reason"].startswith("no measurable") and "20 %" in sod["rules"]["PD"]
+    )
+    assert [les["id"] for les in out["followup_lesions"]] == [1, 2]
+
+
+def test_compare_refuses_another_patient_a_later_baseline_and_unknown_identity(svc, tmp_path):
+    c = svc.client("alice")
+    ct = write_ct(tmp_path / "ct.nii.gz")
+    ids = {
+        "base": _nifti(c, ct, "base", "PAT-1", "2025-01-10"),
+        "later": _nifti(c, ct, "later", "PAT-1", "2025-06-01"),
+        "other": _nifti(c, ct, "other", "PAT-2", "2024-12-01"),
+        "anonymous": _nifti(c, ct, "anonymous", None, "2024-12-01"),
+        "undated": _nifti(c, ct, "undated", "PAT-1", None),
+    }
+    ids = {k: r.json()["id"] for k, r in ids.items()}
+    svc.run_jobs()
+
+    def refusal(follow: str, base: str) -> str:
+        r = c.get(f"/api/studies/{ids[follow]}/compare", params={"baseline": ids[base]})
+        assert r.status_code == 422, r.text
+        return r.json()["detail"]
+
+    assert c.get(f"/api/studies/{ids['later']}/compare", params={"baseline": ids["base"]}).status_code == 200
+    assert "another patient (PAT-2, the follow-up is PAT-1)" in refusal("later", "other")
+    assert "must be scanned before the follow-up" in refusal("base", "later")
+    assert "no patient ID" in refusal("base", "anonymous")
+    assert "no study date" in refusal("base", "undated")
+    assert "another study" in refusal("base", "base")
+    # the identity of a NIfTI study can be completed afterwards (audited); DICOM identity cannot
+    r = c.patch(f"/api/studies/{ids['anonymous']}", json={"patient_id": "PAT-1", "label": "found"})
+    assert r.status_code == 200 and r.json()["patient_id"] == "PAT-1" and r.json()["label"] == "found"
+    assert (
+        c.get(f"/api/studies/{ids['base']}/compare", params={"baseline": ids["anonymous"]}).status_code == 200
+    )
+    dicom = c.post("/api/studies", content=dicom_zip_bytes(), headers=RAW).json()["id"]
+    assert c.patch(f"/api/studies/{dicom}", json={"patient_id": "X"}).status_code == 422
 
 
 def test_logs_carry_no_patient_identifiers(svc, ct_file, caplog):

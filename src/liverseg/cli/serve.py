@@ -16,12 +16,14 @@ import logging
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from liverseg.service.config import DEFAULT_ALLOWED_HOSTS, DEFAULT_DATA_DIR, ServiceConfig
 
 log = logging.getLogger(__name__)
+PURGE_EVERY_S = 3600.0
 
 
 def register(subparsers: Any) -> None:
@@ -64,6 +66,18 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--max-upload-mb", type=int, default=2048, help="largest upload in MiB (default 2048)")
     p.add_argument(
+        "--deidentify",
+        action="store_true",
+        help="store pseudonyms instead of patient IDs and accession numbers (pages, reports, database)",
+    )
+    p.add_argument(
+        "--retention-days",
+        type=float,
+        default=None,
+        metavar="DAYS",
+        help="delete studies older than DAYS (files and rows, audited; checked hourly); default: keep",
+    )
+    p.add_argument(
         "--pacs-url",
         metavar="URL",
         help="DICOMweb PACS to import studies from (credentials: LIVERSEG_PACS_USERNAME/PASSWORD or "
@@ -81,11 +95,14 @@ def run(args: argparse.Namespace) -> int:
     from liverseg.errors import ConfigError
     from liverseg.service.app import create_app
     from liverseg.service.config import UploadLimits
+    from liverseg.service.lifecycle import purge_expired
     from liverseg.service.worker import start_worker
     from liverseg.utils import set_umask
 
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
+    if args.retention_days is not None and not args.retention_days > 0:
+        raise ConfigError(f"--retention-days must be > 0, got {args.retention_days}")
     set_umask(0o077)  # patient data: files 0600, folders 0700 (inherited by the workers)
     pacs = None
     if args.pacs_url or args.pacs_config or os.environ.get("LIVERSEG_PACS_URL"):
@@ -101,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         lease_s=args.lease_s,
         segmenter=args.segmenter,
         limits=UploadLimits(max_upload_bytes=args.max_upload_mb * 1024**2),
+        deidentify=args.deidentify,
+        retention_days=args.retention_days,
         allowed_hosts=allowed_hosts(args.allowed_hosts, args.host),
         forwarded_allow_ips=_split(args.forwarded_allow_ips),
     )
@@ -110,11 +129,18 @@ def run(args: argparse.Namespace) -> int:
     procs = [start_worker(config) for _ in range(args.workers)]
 
     def supervise() -> None:  # restart a worker that died (its job resumes after the lease)
+        next_purge = 0.0
         while not stop.wait(2.0):
             for i, proc in enumerate(procs):
                 if proc.poll() is not None and not stop.is_set():
                     log.warning("worker pid %s exited with %s; restarting", proc.pid, proc.returncode)
                     procs[i] = start_worker(config)
+            if config.retention_days is not None and time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + PURGE_EVERY_S
+                try:
+                    purge_expired(app.state.database, app.state.storage, config.retention_days)
+                except Exception:  # a failed purge is retried at the next round
+                    log.exception("retention purge failed")
 
     threading.Thread(target=supervise, name="worker-supervisor", daemon=True).start()
     log.info(

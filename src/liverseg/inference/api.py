@@ -327,6 +327,7 @@ def run_segment(
     options: SegmentOptions = SegmentOptions(),
     progress: ProgressFn | None = None,
     series: str | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Segment one CT file or DICOM series and write the requested outputs; return the report.
 
@@ -336,7 +337,10 @@ def run_segment(
     them appears and files of an earlier run stay as they were. The label map has exactly the
     input's grid. ``dicom_sr`` (a TID 1500 structured report) references the segments of ``dicom_seg``, so it
     needs ``dicom_seg`` too. ``series`` picks the DICOM series or stack to read (SeriesInstanceUID,
-    SeriesNumber or stack id) instead of the automatic choice.
+    SeriesNumber or stack id) instead of the automatic choice. ``identity`` (patient ID, accession
+    number, study date, series description, label) goes into the report's ``input.identity`` as
+    given; without it a DICOM input's own header identity is used
+    (:func:`liverseg.io.dicom_identity.identity_from_dataset`).
     """
     from liverseg.io import read_volume, write_volume
     from liverseg.reporting import build_report, write_html, write_overlays, write_report_json
@@ -380,6 +384,10 @@ def run_segment(
         timings["write"] = time.perf_counter() - t0
 
         input_info: dict[str, Any] = {"name": input_path.name, "format": _input_format(input_path, image)}
+        if identity is None:
+            identity = (image.metadata.get("dicom") or {}).get("identity")
+        if identity:
+            input_info["identity"] = dict(identity)
         if "dicom" in image.metadata:
             input_info["dicom"] = dicom_input_summary(image)
         report = build_report(

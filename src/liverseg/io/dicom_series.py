@@ -32,6 +32,7 @@ from pydicom.uid import UID
 
 from liverseg.errors import InputError
 from liverseg.io.dicom_geometry import SliceHeader
+from liverseg.io.dicom_identity import identity_from_dataset
 from liverseg.io.dicom_scan import read_slice_header, scan_source
 from liverseg.io.dicom_select import Selection, select_stack
 from liverseg.io.dicom_stacks import Stack, find_stacks
@@ -180,7 +181,8 @@ def read_dicom_series(
         Volume, array ``(z, y, x)`` = stored value * RescaleSlope + RescaleIntercept (HU for CT),
         ordered along the slice normal (a gantry-tilted stack resampled onto a regular grid);
         ``metadata["source"]`` and ``metadata["dicom"]``: series / study / frame-of-reference UIDs,
-        ``sop_instance_uids`` and ``files`` in slice order, ``dropped_files``, ``modality``,
+        ``sop_instance_uids``, ``instance_numbers`` and ``files`` in slice order, ``identity``
+        (:func:`~liverseg.io.dicom_identity.identity_from_dataset`), ``dropped_files``, ``modality``,
         ``patient_id``, ``container`` (``folder``/``zip``/``dicomdir``), ``selection`` (the chosen
         stack, alternatives, skipped files: :meth:`Selection.to_dict`), ``tilt`` (``None`` or
         the resampling, see :class:`~liverseg.io.dicom_tilt.TiltGrid`) and ``warnings``.
@@ -195,6 +197,8 @@ def read_dicom_series(
         stack = sel.chosen
         vol, tilt = _read_stack(src, stack, path, dtype)
         kind = src.kind
+        with src.open_header(stack.first.member) as fh:
+            identity = identity_from_dataset(pydicom.dcmread(fh, stop_before_pixels=True))
     warnings = sel.warnings()
     if tilt:
         warnings.append(describe_tilt(tilt["tilt_deg"], tilt["shape_yx"]))
@@ -206,6 +210,7 @@ def read_dicom_series(
         "study_instance_uid": h0.study_instance_uid,
         "frame_of_reference_uid": h0.frame_of_reference_uid,
         "sop_instance_uids": [h.sop_instance_uid for h in stack.headers],
+        "instance_numbers": [h.instance_number for h in stack.headers],
         "files": [h.member for h in stack.headers],
         "dropped_files": [s.member for s in sel.dropped],
         "modality": h0.modality,
@@ -220,6 +225,7 @@ def read_dicom_series(
         "selection": sel.to_dict(),
         "tilt": tilt or None,
         "warnings": warnings,
+        "identity": identity,
     }
     log.debug("%s: read %d slices %s, spacing %s mm", path, vol.shape[0], vol.shape, vol.spacing)
     return Volume(

@@ -1,4 +1,4 @@
-"""Follow-up comparison of two scan reports (baseline versus follow-up), RECIST-like.
+"""Follow-up comparison of two scan reports of one patient (baseline versus follow-up).
 
 Matching: each report's lesion centroids (LPS mm) are shifted by its liver centroid, which
 removes the patient's different position in the two scanners (a translation only: no rotation,
@@ -7,17 +7,23 @@ distance (``scipy.optimize.linear_sum_assignment``); a pair farther apart than `
 is not a match. Unpaired follow-up lesions are **new**, unpaired baseline lesions
 **disappeared**. Each pair gets the change in longest axial diameter and in volume.
 
-Sum of diameters, kept simple and documented as *RECIST-like*, not RECIST 1.1:
+Lesions the model marks ``possible`` (below its confidence threshold: not in the label map,
+listed after the confirmed ones) take no part in matching or in the response; they are counted
+under ``possible``. A lesion without the key is confirmed.
 
-* target lesions = the 2 largest (longest diameter) RECIST-measurable baseline lesions (RECIST 1.1
-  allows at most 2 target lesions per organ; the liver is one organ);
+Response: the RECIST 1.1 target-lesion rules, applied to the liver only and to automatic
+measurements, so the category is a proposal for the clinician to confirm:
+
+* target lesions = the 2 largest (longest diameter) measurable (>= 10 mm) baseline lesions
+  (RECIST 1.1 allows at most 2 target lesions per organ; the liver is one organ);
 * baseline sum = their longest diameters; follow-up sum = the diameters of their matched
   follow-up lesions (0 for a disappeared target);
-* category from the change against the baseline (RECIST compares with the nadir, unknown here):
-  ``CR``-like: every target gone and no new lesion; ``PD``-like: sum +20 % and +5 mm, or any new
-  lesion; ``PR``-like: sum -30 %; otherwise ``SD``-like. Lymph nodes, non-target lesions and the
-  confirmation of new lesions are left to the clinician. With no target lesion the category is
-  ``None``.
+* ``CR``: every target lesion gone (and no new lesion); ``PD``: the sum grew by >= 20 % **and**
+  >= 5 mm over the smallest sum on study (the nadir; only two studies are compared, so the nadir
+  is the smaller of baseline and follow-up sums, i.e. the baseline here), or a new lesion;
+  ``PR``: the sum shrank by >= 30 % from the baseline; ``SD``: none of these. With no target
+  lesion the category is ``None``. Lymph nodes, non-target lesions, other organs and the
+  confirmation of new lesions are left to the clinician (listed in ``caveats``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,43 @@ from liverseg.errors import InputError
 __all__ = ["compare_reports", "comparison_markdown"]
 
 MAX_TARGETS = 2
+PR_PERCENT, PD_PERCENT, PD_MM = -30.0, 20.0, 5.0
+RESPONSE_NAMES = {
+    "CR": "complete response",
+    "PR": "partial response",
+    "SD": "stable disease",
+    "PD": "progressive disease",
+}
+RESPONSE_RULES = {
+    "CR": "CR: all target lesions have disappeared and no new lesion appeared",
+    "PR": "PR: the sum of target diameters decreased by at least 30 % from the baseline",
+    "PD": "PD: the sum increased by at least 20 % and at least 5 mm over the smallest sum on study "
+    "(here the baseline), or a new lesion appeared",
+    "SD": "SD: neither enough shrinkage for PR nor enough growth for PD",
+}
+CAVEATS = (
+    "RECIST 1.1 target-lesion rules applied to automatic liver measurements: at most 2 target "
+    "lesions (the liver is one organ); lymph nodes, non-target lesions and other organs are not "
+    "assessed; a new lesion must be confirmed as unequivocal by the clinician."
+)
+
+
+def _response(
+    has_targets: bool, base_sum: float, follow_sum: float, change: float, change_pct: float | None, n_new: int
+) -> tuple[str | None, str]:
+    """RECIST 1.1 category and the reason in words (see the module docstring)."""
+    if not has_targets:
+        return None, "no measurable (>= 10 mm) lesion at baseline: no target lesion, no category"
+    if n_new:
+        return "PD", f"{n_new} new lesion(s) in the follow-up"
+    if follow_sum == 0:
+        return "CR", "every target lesion has disappeared"
+    assert change_pct is not None  # base_sum > 0 because targets are >= 10 mm
+    if change_pct >= PD_PERCENT and change >= PD_MM:
+        return "PD", f"sum {change_pct:+.1f} % and {change:+.1f} mm (>= +20 % and >= +5 mm)"
+    if change_pct <= PR_PERCENT:
+        return "PR", f"sum {change_pct:+.1f} % (<= -30 %)"
+    return "SD", f"sum {change_pct:+.1f} % ({change:+.1f} mm): between -30 % and the PD threshold"
 
 
 def _centroids(report: dict[str, Any], name: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -68,7 +111,8 @@ def compare_reports(baseline: dict, followup: dict, *, max_distance_mm: float = 
         "baseline_volume_ml", "followup_volume_ml", "volume_change_ml", "volume_change_percent"}],
         "new": [followup ids], "disappeared": [baseline ids], "alignment_shift_mm": [x, y, z] | None,
         "sum_of_diameters": {"target_baseline_ids", "baseline_mm", "followup_mm", "change_mm",
-        "change_percent", "category"}, "tumor_volume_change_ml", "warnings": [...]}``.
+        "change_percent", "category", "category_name", "reason", "rules", "caveats"},
+        "possible": {"baseline": n, "followup": n}, "tumor_volume_change_ml", "warnings": [...]}``.
     """
     b_pts, b_liver = _centroids(baseline, "baseline")
     f_pts, f_liver = _centroids(followup, "follow-up")
@@ -80,9 +124,12 @@ def compare_reports(baseline: dict, followup: dict, *, max_distance_mm: float = 
     else:
         warnings.append("a liver centroid is missing: lesions were matched without aligning the livers")
         f_aligned = f_pts
-    # possible lesions (below the model's confirmation threshold) are not part of the RECIST-style
-    # comparison: only confirmed lesions are paired, summed and counted as new
-    b_les, f_les = (confirmed_lesions(r) for r in (baseline, followup))
+    # possible lesions (below the model's confirmation threshold) take no part: only confirmed
+    # lesions are paired, summed and counted as new (their centroids likewise)
+    b_all, f_all = baseline["lesions"], followup["lesions"]
+    b_les, f_les = confirmed_lesions(baseline), confirmed_lesions(followup)
+    b_pts = b_pts[[i for i, les in enumerate(b_all) if not les.get("possible", False)]]
+    f_aligned = f_aligned[[i for i, les in enumerate(f_all) if not les.get("possible", False)]]
     pairs: list[tuple[int, int, float]] = []
     if len(b_les) and len(f_les):
         dist = np.linalg.norm(b_pts[:, None, :] - f_aligned[None, :, :], axis=2)
@@ -127,16 +174,7 @@ def compare_reports(baseline: dict, followup: dict, *, max_distance_mm: float = 
     follow_sum = float(sum(follow_of.get(les["id"], 0.0) for les in targets))
     change = follow_sum - base_sum
     change_pct = _pct(follow_sum, base_sum)
-    category = None
-    if targets:
-        if follow_sum == 0 and not new:
-            category = "CR-like"
-        elif new or (change_pct is not None and change_pct >= 20.0 and change >= 5.0):
-            category = "PD-like"
-        elif change_pct is not None and change_pct <= -30.0:
-            category = "PR-like"
-        else:
-            category = "SD-like"
+    category, reason = _response(bool(targets), base_sum, follow_sum, change, change_pct, len(new))
     if new:
         warnings.append(
             f"{len(new)} new lesion(s) in the follow-up: confirm they are real before calling progression"
@@ -154,7 +192,12 @@ def compare_reports(baseline: dict, followup: dict, *, max_distance_mm: float = 
             "change_mm": round(change, 2),
             "change_percent": change_pct,
             "category": category,
+            "category_name": RESPONSE_NAMES.get(category or ""),
+            "reason": reason,
+            "rules": RESPONSE_RULES,
+            "caveats": CAVEATS,
         },
+        "possible": {"baseline": len(b_all) - len(b_les), "followup": len(f_all) - len(f_les)},
         "tumor_volume_change_ml": round(
             float(followup.get("tumor_volume_ml", 0.0)) - float(baseline.get("tumor_volume_ml", 0.0)), 3
         ),
@@ -174,7 +217,8 @@ def comparison_markdown(comparison: dict[str, Any]) -> str:
     lines = [
         "# Follow-up comparison",
         "",
-        "Research use, not a medical device. RECIST-like summary, not a RECIST 1.1 assessment.",
+        "Research use, not a medical device. RECIST 1.1 target-lesion rules on automatic liver "
+        "measurements: a proposal for the clinician to confirm.",
         "",
     ]
     lines += [
@@ -185,7 +229,9 @@ def comparison_markdown(comparison: dict[str, Any]) -> str:
         f"- Tumor volume change: {_f(comparison['tumor_volume_change_ml'], '{:+.2f}')} ml",
         f"- Sum of target diameters (baseline lesions {', '.join(f'#{i}' for i in sod['target_baseline_ids']) or 'none'}):"
         f" {sod['baseline_mm']:.1f} mm -> {sod['followup_mm']:.1f} mm "
-        f"({_f(sod['change_mm'])} mm, {_f(sod['change_percent'])} %): {sod['category'] or 'no target lesion'}",
+        f"({_f(sod['change_mm'])} mm, {_f(sod['change_percent'])} %): "
+        f"{sod['category'] + ' (' + sod['category_name'] + ')' if sod['category'] else 'no target lesion'}"
+        f" -- {sod['reason']}",
         "",
     ]
     if comparison["matched"]:

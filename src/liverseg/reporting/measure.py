@@ -14,9 +14,10 @@ Per lesion (26-connected component of label 2, ``cc3d``), ``id`` 1 = largest vol
 ``volume_ml``; ``longest_axial_diameter_mm`` and ``short_axis_mm`` (see
 :mod:`liverseg.metrics.diameters`: convex hull of the in-plane contour per axial slice, longest
 pairwise distance, longest perpendicular chord on that slice) and the ends of both lines; ``recist_measurable`` (longest >= 10 mm);
-centroids; ``mean_hu``/``std_hu``; ``location``: ``side`` "right"/"left" of the liver's centroid
-along patient x (LPS: +x is the patient's left) and ``level`` "superior"/"middle"/"inferior"
-third of the liver's axial extent (liver = label >= 1).
+centroids; ``mean_hu``/``std_hu``; the 1-based ``slice_numbers`` / ``largest_slice_number`` and
+the table position ``largest_slice_z_mm`` people see (:mod:`liverseg.reporting.position`); and
+``location``: the patient's side of the body midline and the third of the liver's cranio-caudal
+extent (liver = label >= 1), see :func:`liverseg.reporting.position.describe_location`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ from liverseg.io.volume import Reorientation, Volume, to_canonical
 from liverseg.metrics._common import union_bbox
 from liverseg.metrics.diameters import axial_diameters
 from liverseg.metrics.lesions import MEASURABLE_MM, connected_lesions
+from liverseg.reporting.position import (
+    SliceNumbering,
+    body_midline_index,
+    describe_location,
+    slice_numbering,
+)
 
 __all__ = ["CanonicalScan", "canonical_scan", "measure_lesions", "measure_liver"]
 
@@ -145,31 +152,32 @@ def measure_liver(scan: CanonicalScan) -> dict[str, Any]:
     }
 
 
-def _location(centroid_canon: np.ndarray, centroid_lps: np.ndarray, liver: dict[str, Any]) -> dict[str, str]:
-    side = "left" if centroid_lps[0] > liver["centroid_lps_mm"][0] else "right"
-    z0, z1 = liver["slice_range_canonical"]
-    frac = 0.5 if z1 == z0 else (float(centroid_canon[0]) - z0) / (z1 - z0)  # 0 inferior .. 1 superior
-    level = "superior" if frac > 2 / 3 else ("inferior" if frac < 1 / 3 else "middle")
-    return {"side": side, "level": level, "description": f"{side} side of the liver, {level} third"}
-
-
 def _r(values: Any, nd: int = 3) -> Any:
     return np.round(np.asarray(values, dtype=float), nd).tolist()
 
 
-def measure_lesions(image: Volume, labels: Volume, *, scan: CanonicalScan | None = None) -> list[dict]:
+def measure_lesions(
+    image: Volume,
+    labels: Volume,
+    *,
+    scan: CanonicalScan | None = None,
+    numbering: SliceNumbering | None = None,
+) -> list[dict]:
     """Measure every tumor lesion (see the module docstring), largest first.
 
     Args:
-        image: CT in HU on the same grid as ``labels``.
+        image: CT in HU on the same grid as ``labels`` (its metadata gives DICOM slice order).
         labels: label map (0/1/2), any orientation.
         scan: a :func:`canonical_scan` of the same pair, to avoid recomputing it.
+        numbering: :func:`~liverseg.reporting.position.slice_numbering` of the scan, likewise.
     Returns:
         one dict per lesion with the keys of the report schema's ``lesions`` items.
     """
     scan = scan or canonical_scan(image, labels)
     if scan.n_lesions == 0:
         return []
+    numbering = numbering or slice_numbering(scan, image.metadata)
+    midline_x = body_midline_index(scan)
     canon = scan.labels
     box = union_bbox(scan.lesion_ids)
     if box is None:  # pragma: no cover - n_lesions > 0 means some ids are set
@@ -190,7 +198,9 @@ def measure_lesions(image: Volume, labels: Volume, *, scan: CanonicalScan | None
         centroid_lps = canon.index_to_physical(centroid)
         values = None if hu is None else hu[bb][mask].astype(np.float64)
         k0 = int(offset[0])
-        slices = sorted(scan.to_original_slice(k) for k in (k0, k0 + mask.shape[0] - 1))
+        k1 = k0 + mask.shape[0] - 1
+        slices = sorted(scan.to_original_slice(k) for k in (k0, k1))
+        k_largest = diam.slice_index + k0
         lesions.append(
             {
                 "id": lid,
@@ -203,10 +213,13 @@ def measure_lesions(image: Volume, labels: Volume, *, scan: CanonicalScan | None
                 "mean_hu": None if values is None else round(float(values.mean()), 1),
                 "std_hu": None if values is None else round(float(values.std()), 1),
                 "slice_range": slices,
-                "largest_slice": scan.to_original_slice(diam.slice_index + k0),
+                "largest_slice": scan.to_original_slice(k_largest),
+                "slice_numbers": sorted((numbering.number(k0), numbering.number(k1))),
+                "largest_slice_number": numbering.number(k_largest),
+                "largest_slice_z_mm": numbering.z(k_largest),
                 "diameter_endpoints_voxel": _r(scan.to_original_index(diam.endpoints_zyx + offset)),
                 "short_axis_endpoints_voxel": _r(scan.to_original_index(diam.short_endpoints_zyx + offset)),
-                "location": _location(centroid, centroid_lps, scan.liver),
+                "location": describe_location(centroid, scan, midline_x),
             }
         )
     return lesions

@@ -141,7 +141,11 @@ def render_lesion_png(scan: CanonicalScan, lesion: dict[str, Any]) -> bytes:
         hu,
         [(lab >= 1, _LIVER_COLOUR), (lab == 2, _TUMOR_COLOUR)],
         aspect,
-        f"axial slice {lesion['largest_slice']}",
+        (
+            f"axial slice {lesion['largest_slice_number']} (z {lesion['largest_slice_z_mm']:.1f} mm)"
+            if "largest_slice_number" in lesion
+            else f"axial index {lesion['largest_slice']}"
+        ),
         ("R", "L", "A", "P"),
     )
     ax_full.add_patch(

@@ -57,6 +57,56 @@ def _rows(pairs: list[tuple[str, str]]) -> str:
     return "".join(f'<tr><th class="t">{_e(k)}</th><td class="t">{v}</td></tr>' for k, v in pairs)
 
 
+IDENTITY_ROWS = (
+    ("label", "Study"),
+    ("patient_id", "Patient ID"),
+    ("accession_number", "Accession number"),
+    ("study_date", "Study date"),
+    ("series_description", "Series"),
+)
+
+
+def _identity_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """Identity of the scan (input.identity), the input file name when nothing else is known."""
+    info = report.get("input", {})
+    ident = info.get("identity") or {}
+    rows = [(title, _e(ident[key])) for key, title in IDENTITY_ROWS if ident.get(key)]
+    if ident.get("deidentified"):
+        rows.append(("De-identified", "yes: patient ID and accession number are pseudonyms"))
+    rows.append(("Input file", _e(info.get("name"))))
+    return rows
+
+
+def _slice_cell(les: dict[str, Any]) -> str:
+    """``12-18`` slice numbers (1-based, report slice_numbering); 0-based indices for old reports."""
+    numbers = les.get("slice_numbers")
+    if numbers is None:
+        return f"{_e(les['slice_range'][0])}-{_e(les['slice_range'][1])} (index)"
+    return f"{_e(numbers[0])}-{_e(numbers[1])}"
+
+
+def _largest_cell(les: dict[str, Any]) -> str:
+    if les.get("largest_slice_number") is None:
+        return f"{_e(les['largest_slice'])} (index)"
+    return f"{_e(les['largest_slice_number'])} (z {_num(les.get('largest_slice_z_mm'))} mm)"
+
+
+def _title(report: dict[str, Any]) -> str:
+    ident = report.get("input", {}).get("identity") or {}
+    parts = [ident.get("label"), ident.get("patient_id"), ident.get("study_date")]
+    return " · ".join(str(p) for p in parts if p) or str(report.get("input", {}).get("name"))
+
+
+def _numbering_text(report: dict[str, Any]) -> str:
+    numbering = report.get("slice_numbering")
+    if not numbering:
+        return "Slices are 0-based indices along the input's axial axis (older report)."
+    return (
+        f"Slice numbers: {numbering['description']} (slice 1 at z {numbering['slice_1_z_mm']:.1f} mm); "
+        "z is the table position (LPS, mm)."
+    )
+
+
 def render_html(report: dict[str, Any], image: Volume, labels: Volume) -> str:
     """The HTML page of ``report`` (with pictures drawn from ``image`` and ``labels``) as a string."""
     pictures = dict(overlay_images(image, labels, report))
@@ -67,7 +117,7 @@ def render_html(report: dict[str, Any], image: Volume, labels: Volume) -> str:
     geometry = report.get("input", {}).get("geometry", {})
     summary = _rows(
         [
-            ("Input", _e(report.get("input", {}).get("name"))),
+            *_identity_rows(report),
             ("Liver found", "yes" if report.get("liver_found") else "<strong>no</strong>"),
             ("Liver volume (incl. tumor)", f"{_num(report.get('liver_volume_ml'))} ml"),
             ("Tumor volume", f"{_num(report.get('tumor_volume_ml'), '{:.2f}')} ml"),
@@ -100,7 +150,7 @@ def render_html(report: dict[str, Any], image: Volume, labels: Volume) -> str:
         f"<tr><td>{_e(les['id'])}</td><td>{_num(les['volume_ml'], '{:.2f}')}</td>"
         f"<td>{_num(les['longest_axial_diameter_mm'])}</td><td>{_num(les['short_axis_mm'])}</td>"
         f"<td>{'yes' if les['recist_measurable'] else 'no'}</td><td class='t'>{_e(les['location']['description'])}</td>"
-        f"<td>{_e(les['slice_range'][0])}-{_e(les['slice_range'][1])}</td><td>{_e(les['largest_slice'])}</td>"
+        f"<td>{_slice_cell(les)}</td><td>{_largest_cell(les)}</td>"
         f"<td>{_num(les['mean_hu'], '{:.0f}')}</td><td>{_confidence(les)}</td></tr>"
         for les in lesions
     )
@@ -125,7 +175,7 @@ def render_html(report: dict[str, Any], image: Volume, labels: Volume) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>liverseg report: {_e(report.get('input', {}).get('name'))}</title>",
+        f"<title>liverseg report: {_e(_title(report))}</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>Liver and liver-tumor segmentation report</h1>",
         disclaimer,
@@ -135,8 +185,8 @@ def render_html(report: dict[str, Any], image: Volume, labels: Volume) -> str:
         "<h2>Lesions (largest first)</h2>",
         f"<table>{head}{body}</table>" if lesions else "<p>No lesion was segmented.</p>",
         '<p class="muted">Diameters are measured on axial slices as RECIST 1.1 does (longest diameter and '
-        "the perpendicular short axis on the same slice); location is relative to the liver's centre "
-        "(right/left) and its axial extent (superior/middle/inferior third).</p>",
+        f"the perpendicular short axis on the same slice). {_e(_numbering_text(report))} "
+        f"Location: {_e(report.get('location_method') or 'relative to the liver centre (older report).')}</p>",
         figures,
         "<h2>Overview</h2>",
         "<figure>"

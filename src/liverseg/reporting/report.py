@@ -27,6 +27,7 @@ from liverseg.errors import OutputError
 from liverseg.io.labels import decode_confidence
 from liverseg.io.volume import Volume
 from liverseg.reporting.measure import canonical_scan, measure_lesions
+from liverseg.reporting.position import LOCATION_METHOD, slice_numbering
 from liverseg.utils import atomic_write_text
 
 __all__ = [
@@ -164,7 +165,8 @@ def build_report(
         model: at least ``{"name": str, "version": str}``.
         timings_s: stage -> seconds (non-negative numbers).
         input_info: facts about the input (e.g. ``{"name": "ct.nii.gz"}``); a ``path`` is reduced
-            to its file name so reports do not leak folder names.
+            to its file name so reports do not leak folder names. ``identity`` (patient ID,
+            accession number, study date, series description, label) is copied as given.
         warnings: messages for the reader; "no liver found" is added when it applies.
         lesion_confidence: the model's confidence map (:func:`liverseg.io.labels.decode_confidence`)
             on the labels' grid, or None for a model without a lesion model. With it, every lesion
@@ -176,7 +178,8 @@ def build_report(
     """
     scan = canonical_scan(image, labels)
     liver = scan.liver
-    lesions = measure_lesions(image, labels, scan=scan)
+    numbering = slice_numbering(scan, image.metadata)
+    lesions = measure_lesions(image, labels, scan=scan, numbering=numbering)
     lesions += _lesion_confidence(image, labels, scan, lesions, lesion_confidence)
     confirmed = [les for les in lesions if not les["possible"]]
     tumor_ml = float(np.count_nonzero(labels.array == 2)) * labels.voxel_volume_ml
@@ -204,6 +207,8 @@ def build_report(
         if liver["centroid_lps_mm"] is None
         else [round(v, 2) for v in liver["centroid_lps_mm"]],
         "lesions": lesions,
+        "slice_numbering": numbering.describe(),
+        "location_method": LOCATION_METHOD,
         "model": dict(model),
         "timings_s": dict(timings_s),
         "software": software_versions(),

@@ -18,13 +18,18 @@ Modules:
     jobs         durable queue (lease + heartbeat, SKIP LOCKED on PostgreSQL), ``Worker``,
                  ``run_job_segmentation`` (the one call into ``liverseg.inference.run_segment``)
     worker       worker process entry (``python -m liverseg.service.worker``)
-    volumes      study volume reading and the memory-mapped viewer cache
-    viewer       slice/overlay PNG rendering, per-process cache of opened studies
-    registry     model registry (shipped catalog models, registered checkpoints, one active)
+    volumes      study volume reading and the viewer cache (CT/labels NIfTI in RAS order, borders)
+    viewer       per-process cache of opened studies, lesion geometry for the NiiVue viewer
+    identity     study identity from DICOM or the uploader, pseudonyms (de-identification)
+    progress     one progress bar: stage names, fraction, time left, queue position
+    lifecycle    study deletion, retention, re-run
+    registry     model registry (shipped catalog models, registered cascades, activation checks)
+    gate         validation gate of a model on the bundled sample (subprocess)
     monitoring   jobs per day, stage latency p50/p95, failures, queue, flagged share per model
     compare      follow-up vs baseline (``liverseg.reporting.compare_reports`` when present)
     export       confirmed corrections -> prepared dataset (``liverseg data export-corrections``)
-    app, routes_*  the application and its routes; templates/ and static/ (no CDN, no build step)
+    app, routes_*  the application and its routes; templates/ and static/ (no CDN, no build step;
+                 static/vendor/ holds the pinned NiiVue bundle, see scripts/update_viewer_vendor.sh)
 
 Deployment notes:
     * Behind a TLS-terminating reverse proxy, start with ``--forwarded-allow-ips <proxy ip>`` and

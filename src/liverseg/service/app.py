@@ -69,8 +69,10 @@ def create_app(config: ServiceConfig, database: Database | None = None) -> FastA
         registry,
         routes_admin,
         routes_auth,
+        routes_lifecycle,
         routes_pacs,
         routes_pages,
+        routes_problems,
         routes_studies,
         routes_viewer,
     )
@@ -113,7 +115,16 @@ def create_app(config: ServiceConfig, database: Database | None = None) -> FastA
     def openapi(_auth: Auth = Depends(current_user)) -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    for module in (routes_auth, routes_studies, routes_viewer, routes_admin, routes_pacs, routes_pages):
+    for module in (
+        routes_auth,
+        routes_studies,
+        routes_lifecycle,
+        routes_problems,
+        routes_viewer,
+        routes_admin,
+        routes_pacs,
+        routes_pages,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     return app

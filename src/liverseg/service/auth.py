@@ -325,7 +325,7 @@ def record_view(views: ViewLog, db: Session, auth: Any, study_id: str, ip: str, 
     """Audit ``study_view`` of ``study_id`` by the authenticated user when a new view starts.
 
     ``auth`` is the request's :class:`~liverseg.service.deps.Auth`; ``route`` the route template
-    (e.g. ``/api/studies/{study_id}/slice``) that opened the view.
+    (e.g. ``/api/studies/{study_id}/viewer``) that opened the view.
     """
     if views.should_log(auth.session.token_hash, study_id):
         audit(db, "study_view", user=auth.user, target=f"study:{study_id}", ip=ip, detail={"via": route})

@@ -62,6 +62,7 @@ class ServiceConfig:
         max_attempts: a job whose worker died this many times is marked failed.
         segmenter: ``"module:function"`` replacing :func:`liverseg.service.jobs.run_job_segmentation`
             (integration tests use a fast fake); ``None`` runs the real pipeline.
+        viewer_cache_studies: how many studies' viewer descriptions one process keeps in memory.
         viewer_cache_studies: how many studies' memory-mapped volumes one process keeps open.
         allowed_hosts: accepted ``Host`` header values (others get 400), e.g. ``"liver.example.org"``
             or ``"*.example.org"``; ``("*",)`` accepts any (not recommended).
@@ -73,6 +74,12 @@ class ServiceConfig:
         orphan_grace_s: at start, study folders without a database row and abandoned uploads
             untouched for this long are removed.
         pacs: the DICOMweb PACS studies can be imported from (``None``: no PACS import).
+        deidentify: store pseudonyms (keyed hash) instead of patient IDs and accession numbers
+            in the database, the pages and the reports (:mod:`liverseg.service.identity`).
+        retention_days: studies older than this are deleted (files and rows, audited) by
+            ``liverseg serve``; ``None`` keeps them until someone deletes them.
+        gate: ``"module:function"`` replacing the model validation gate
+            (:func:`liverseg.service.gate.run_gate_subprocess`; tests use a fast fake).
     """
 
     data_dir: Path = DEFAULT_DATA_DIR
@@ -93,6 +100,9 @@ class ServiceConfig:
     view_window_s: float = 1800.0
     orphan_grace_s: float = 600.0
     pacs: PacsConfig | None = None
+    deidentify: bool = False
+    retention_days: float | None = None
+    gate: str | None = None
 
     @property
     def database_url(self) -> str:

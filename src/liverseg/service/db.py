@@ -1,8 +1,9 @@
 """Database schema (SQLAlchemy 2.0) and the engine/session factory.
 
 SQLite (default) and PostgreSQL (``postgresql+psycopg://``) are supported. Migrations:
-``create_all`` plus a ``schema_version`` table; a database written by a newer schema is refused.
-Timestamps are naive UTC.
+``create_all`` plus a ``schema_version`` table; a database written by a newer schema is refused,
+one written by an older schema is upgraded in place (:data:`UPGRADES`: nullable columns added
+with ``ALTER TABLE``). Timestamps are naive UTC.
 
 SQLite concurrency (one writer at a time, readers never blocked in WAL mode):
 
@@ -25,13 +26,14 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -41,6 +43,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     select,
     text,
 )
@@ -67,7 +70,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 ROLES = ("clinician", "admin")
 JOB_STATES = ("queued", "running", "done", "failed")
@@ -181,6 +184,24 @@ class Study(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # identity (schema 2): DICOM tags, or the user's entries for NIfTI; pseudonyms when the
+    # service runs with --deidentify (``deidentified``). Never patient names.
+    patient_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    accession_number: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    study_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    series_description: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    deidentified: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+
+    def identity(self) -> dict[str, Any]:
+        """The identity shown beside results and written into the reports."""
+        return {
+            "label": self.label,
+            "patient_id": self.patient_id,
+            "accession_number": self.accession_number,
+            "study_date": self.study_date.isoformat() if self.study_date else None,
+            "series_description": self.series_description,
+            "deidentified": bool(self.deidentified),
+        }
 
 
 class Job(Base):
@@ -234,6 +255,18 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+#: schema version -> (table, column) added by it (nullable columns only, so ALTER TABLE suffices;
+#: a later release moves to Alembic migrations)
+UPGRADES: dict[int, list[tuple[str, str]]] = {
+    2: [
+        ("studies", "patient_id"),
+        ("studies", "accession_number"),
+        ("studies", "study_date"),
+        ("studies", "series_description"),
+        ("studies", "deidentified"),
+    ],
+}
+
 _AUDIT_TRIGGERS = {
     "sqlite": [
         "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit_events "
@@ -282,7 +315,7 @@ class Database:
             self.create_schema()
 
     def create_schema(self) -> None:
-        """Create tables and triggers if missing; check the schema version."""
+        """Create tables and triggers if missing; check the schema version, upgrade an older one."""
         Base.metadata.create_all(self.engine)
         with self.engine.begin() as conn:
             for stmt in _AUDIT_TRIGGERS.get(self.dialect, []):
@@ -296,6 +329,27 @@ class Database:
                     f"database schema version {max(found)} is newer than this liverseg "
                     f"(expects {SCHEMA_VERSION}); upgrade liverseg"
                 )
+            current = max(found) if found else SCHEMA_VERSION
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            self._upgrade(version)
+
+    def _upgrade(self, version: int) -> None:
+        """Add the nullable columns :data:`UPGRADES` lists for ``version`` (skips existing ones)."""
+        table_columns: dict[str, set[str]] = {}
+        with self.engine.begin() as conn:
+            insp = inspect(conn)
+            for table, column in UPGRADES[version]:
+                have = table_columns.setdefault(table, {c["name"] for c in insp.get_columns(table)})
+                if column in have:
+                    continue
+                col = Base.metadata.tables[table].c[column]
+                ddl = col.type.compile(dialect=self.engine.dialect)
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
+            for table in table_columns:
+                for index in Base.metadata.tables[table].indexes:
+                    index.create(conn, checkfirst=True)
+            conn.execute(SchemaVersion.__table__.insert().values(version=version, applied_at=utcnow()))
+        log.info("database schema upgraded to version %d", version)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

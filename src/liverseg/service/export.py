@@ -4,7 +4,9 @@ Every problem report with status ``confirmed`` and an attached corrected label m
 case ``corr<problem id>_<study id prefix>``: the study's CT (``images/``), the correction
 (``labels/``), and an entry in ``dataset.json`` (docs/contracts.md "Prepared dataset"), written
 with the data stage's own writer so the result loads with ``liverseg.data.dataset.load_dataset``.
-Patient identity is unknown to the service: each study is its own ``patient_id`` (``study_<id>``).
+Cases of one patient share a ``patient_id`` (so splits keep them together): ``patient_`` + a keyed
+hash of the study's patient ID (:func:`liverseg.service.identity.pseudonym`, never the ID itself);
+a study without a patient ID is its own patient (``study_<id>``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy import select
 
 from liverseg.errors import InputError, OutputError
 from liverseg.service.db import Database, ProblemReport, Study
+from liverseg.service.identity import pseudonym, service_key
 from liverseg.service.storage import Storage
 from liverseg.utils import code_version
 
@@ -62,13 +65,14 @@ def export_corrections(database: Database, data_dir: str | Path, out: str | Path
             .order_by(ProblemReport.id)
         ).all()
         todo = [
-            (pr.id, pr.category, pr.correction_name, st.id, st.input_name, st.model_version)
+            (pr.id, pr.category, pr.correction_name, st.id, st.input_name, st.model_version, st.patient_id)
             for pr, st in rows
         ]
     if not todo:
         raise InputError("no confirmed problem report with a corrected label map to export")
     cases = []
-    for problem_id, category, correction, study_id, input_name, model_version in todo:
+    key = service_key(data_dir)
+    for problem_id, category, correction, study_id, input_name, model_version, patient in todo:
         image_path = storage.study_dir(study_id) / input_name
         image = read_image_volume(image_path)
         label = read_label_volume(storage.root / "corrections" / str(correction))
@@ -76,7 +80,7 @@ def export_corrections(database: Database, data_dir: str | Path, out: str | Path
         case_id = f"corr{problem_id:05d}_{study_id[:8]}"
         source = SourceCase(
             case_id=case_id,
-            patient_id=f"study_{study_id}",
+            patient_id=f"patient_{pseudonym(key, patient)[5:]}" if patient else f"study_{study_id}",
             source=image_path,
             source_format="liverseg-corrections",
             load=lambda image=image, label=label: LoadedCase(image, label, {}),

@@ -54,12 +54,14 @@ def run_job_segmentation(
     model: str,
     dicom_input: bool,
     progress: ProgressFn,
+    identity: dict[str, Any],
 ) -> dict[str, Any]:
     """Segment one study with the real pipeline (:func:`liverseg.inference.run_segment`).
 
     Writes ``labels.nii.gz``, ``report.json``, ``report.html`` (and for DICOM input ``seg.dcm`` and
     ``sr.dcm``, the TID 1500 structured report) into ``out_dir`` and returns the report dict
-    (docs/contracts.md, "Reporting").
+    (docs/contracts.md, "Reporting"). ``identity`` (the study's stored identity, pseudonymised
+    under ``--deidentify``) goes into both reports.
     """
     from liverseg.inference import SegmentOptions, run_segment
 
@@ -72,6 +74,7 @@ def run_job_segmentation(
         dicom_sr=(out_dir / "sr.dcm") if dicom_input else None,
         options=SegmentOptions(model=model),
         progress=progress,
+        identity=identity,
     )
 
 
@@ -235,6 +238,7 @@ class Worker:
             job.stage, job.fraction = "starting", 0.0
             input_path = self.storage.study_dir(study.id) / study.input_name
             dicom_input, study_id = study.input_kind == "dicom", study.id
+            identity = study.identity()
         if give_up:
             self._fail(job_id, f"gave up after {job.attempts - 1} attempts (the worker stopped each time)")
             return
@@ -245,7 +249,12 @@ class Worker:
         try:
             with _Heartbeat(self.database, job_id, self.worker_id, self.config.lease_s) as hb:
                 report = self.segmenter(
-                    input_path, out_dir, model=model_ref, dicom_input=dicom_input, progress=hb.progress
+                    input_path,
+                    out_dir,
+                    model=model_ref,
+                    dicom_input=dicom_input,
+                    progress=hb.progress,
+                    identity=identity,
                 )
                 hb.progress("viewer_cache", 0.0)
                 t1 = time.perf_counter()

@@ -18,8 +18,10 @@ from liverseg.service import registry
 from liverseg.service.auth import audit
 from liverseg.service.db import PROBLEM_STATES, AuditEvent, ModelVersion, ProblemReport, utcnow
 from liverseg.service.deps import Auth, IdPath, binary_body, client_ip, get_db, require_admin
+from liverseg.service.gate import run_gate_subprocess
+from liverseg.service.jobs import load_segmenter
 from liverseg.service.monitoring import monitoring_stats
-from liverseg.service.routes_studies import ProblemOut, problem_out
+from liverseg.service.routes_problems import ProblemOut, problem_out
 from liverseg.service.storage import save_stream
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
@@ -31,20 +33,27 @@ class ModelOut(BaseModel):
     version: str
     source: str
     status: str
+    kind: str | None = None
     card: str
     metrics: dict[str, Any]
+    gate: dict[str, Any] | None = None
+    activation_problems: list[str] = []
     created_at: datetime
 
 
 def _model_out(m: ModelVersion) -> ModelOut:
+    info = m.info or {}
     return ModelOut(
         id=m.id,
         name=m.name,
         version=m.version,
         source=m.source,
         status=m.status,
+        kind=info.get("kind"),
         card=m.card,
         metrics=m.metrics or {},
+        gate=info.get("gate"),
+        activation_problems=[] if m.status == "active" else registry.activation_problems(m),
         created_at=m.created_at,
     )
 
@@ -59,7 +68,10 @@ def list_models(_: Auth = Depends(require_admin), db: Session = Depends(get_db))
     "/models",
     status_code=201,
     response_model=ModelOut,
-    openapi_extra=binary_body("a checkpoint .pt written by liverseg train"),
+    openapi_extra=binary_body(
+        "a zip of a model folder (model.json, stage1.pt, stage2.pt, model card) or a one-stage "
+        "checkpoint .pt written by liverseg train"
+    ),
 )
 async def register_model(
     request: Request,
@@ -67,20 +79,16 @@ async def register_model(
     auth: Auth = Depends(require_admin),
     db: Session = Depends(get_db),
 ) -> ModelOut:
-    """Register a ``liverseg train`` checkpoint as a candidate model."""
+    """Register a model as a candidate (see :mod:`liverseg.service.registry` for what is accepted)."""
     storage, cfg = request.app.state.storage, request.app.state.config
-    tmp = storage.root / "models" / f"upload-{uuid.uuid4().hex}.pt"
+    tmp = storage.root / "models" / f"upload-{uuid.uuid4().hex}.bin"
     stored = await save_stream(request.stream(), tmp, max_bytes=cfg.limits.max_label_bytes)
 
-    def register() -> ModelOut:  # in the threadpool: database work and the checkpoint check
-        final = storage.model_path(stored.sha256)
-        tmp.replace(final)
+    def register() -> ModelOut:  # in the threadpool: database work and the checks of the files
         try:
-            row = registry.register_checkpoint(db, final, stored.sha256, name=name)
+            row = registry.register_upload(db, storage, stored.path, stored.sha256, name=name)
         except BaseException:
             db.rollback()
-            if not db.scalar(select(ModelVersion.id).where(ModelVersion.sha256 == stored.sha256)):
-                final.unlink(missing_ok=True)
             raise
         audit(
             db,
@@ -101,6 +109,8 @@ async def register_model(
 
 class StatusBody(BaseModel):
     status: str = Field(description="candidate, active or retired")
+    reason: str = Field("", max_length=2000, description="why (required to activate; audited)")
+    confirm: bool = Field(False, description="must be true to activate: every new job will use the model")
 
 
 @router.post("/models/{model_id}/status", response_model=ModelOut)
@@ -111,7 +121,15 @@ def set_model_status(
     auth: Auth = Depends(require_admin),
     db: Session = Depends(get_db),
 ) -> ModelOut:
-    """Change a model's status; ``active`` makes it the one model used for new jobs."""
+    """Change a model's status; ``active`` makes it the one model used for new jobs and needs
+    ``confirm: true``, a ``reason`` (recorded in the audit log) and a model that passes
+    :func:`liverseg.service.registry.activation_problems`."""
+    reason = body.reason.strip()
+    if body.status == "active" and (not body.confirm or len(reason) < 3):
+        raise InputError(
+            "activating a model changes the model of every new job: confirm it and give the reason "
+            "(at least 3 characters; it is recorded in the audit log)"
+        )
     row = registry.set_status(db, model_id, body.status)
     audit(
         db,
@@ -119,9 +137,53 @@ def set_model_status(
         user=auth.user,
         target=f"model:{model_id}",
         ip=client_ip(request),
-        detail={"status": body.status, "name": row.name, "version": row.version},
+        detail={"status": body.status, "name": row.name, "version": row.version, "reason": reason},
     )
     return _model_out(row)
+
+
+@router.post("/models/{model_id}/gate", response_model=ModelOut)
+async def run_model_gate(
+    model_id: IdPath, request: Request, auth: Auth = Depends(require_admin), db: Session = Depends(get_db)
+) -> ModelOut:
+    """Run the validation gate (:mod:`liverseg.service.gate`) on a model; the result is stored
+    with the model and audited. Takes as long as one segmentation of the bundled sample, during
+    which no database transaction is open; database work runs in the threadpool."""
+
+    def model() -> tuple[str, str, str]:
+        row = db.get(ModelVersion, model_id)
+        if row is None:
+            raise HTTPException(status_code=404, detail=f"no model with id {model_id}")
+        db.commit()
+        return row.path, row.name, row.version
+
+    model_ref, name, version = await run_in_threadpool(model)
+    cfg, storage = request.app.state.config, request.app.state.storage
+    started = utcnow()
+    if cfg.gate is not None:
+        result = await run_in_threadpool(load_segmenter(cfg.gate), model_ref, storage.root / "gate")
+    else:
+        result = await run_gate_subprocess(model_ref, storage.root / "gate")
+    result = {**result, "ran_at": started.isoformat(timespec="seconds")}
+
+    def save() -> ModelOut:
+        row = db.get(ModelVersion, model_id)
+        if row is None:
+            raise HTTPException(status_code=404, detail=f"model {model_id} was removed meanwhile")
+        row.info = {**(row.info or {}), "gate": result}
+        audit(
+            db,
+            "model_gate",
+            user=auth.user,
+            target=f"model:{model_id}",
+            ip=client_ip(request),
+            detail={"name": name, "version": version, "passed": bool(result.get("passed")),
+                    "liver_dice": result.get("liver_dice")},
+        )  # fmt: skip
+        db.commit()
+        return _model_out(row)
+
+    return await run_in_threadpool(save)
 
 
 @router.get("/monitoring")

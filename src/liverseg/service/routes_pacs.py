@@ -25,9 +25,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from liverseg.errors import PacsError
+from liverseg.io.dicom_identity import read_series_identity
 from liverseg.service.auth import audit
 from liverseg.service.db import Study, utcnow
 from liverseg.service.deps import Auth, client_ip, current_user, get_db
+from liverseg.service.identity import study_identity
 from liverseg.service.jobs import enqueue
 from liverseg.service.routes_studies import StudyOut, study_out
 from liverseg.service.storage import fsync_dir, validate_dicom_zip
@@ -158,6 +160,7 @@ def pacs_import(request: Request, body: PacsImportIn, auth: Auth = Depends(curre
         except PacsError as exc:
             raise _bad_gateway(exc) from exc
         validate_dicom_zip(pulled["path"], cfg.limits)
+        identity = study_identity(read_series_identity(pulled["path"]), {}, cfg)
         folder = storage.publish(incoming, study_id)
         default = f"PACS series {pulled['series_number']} {pulled['series_description']}".strip()
         try:
@@ -172,6 +175,7 @@ def pacs_import(request: Request, body: PacsImportIn, auth: Auth = Depends(curre
                     input_bytes=pulled["size"],
                     status="queued",
                     created_at=utcnow(),
+                    **identity,
                 )
                 s.add(study)
                 s.flush()

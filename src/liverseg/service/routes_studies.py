@@ -1,37 +1,41 @@
-"""Studies: upload (durable, validated, queued), list, detail, downloads, problem reports, compare."""
+"""Studies: upload (durable, validated, identity read, queued), list, detail, downloads, compare.
+
+Problem reports live in :mod:`~liverseg.service.routes_problems`, delete / re-run / identity
+edits in :mod:`~liverseg.service.routes_lifecycle`.
+"""
 
 from __future__ import annotations
 
-import json
+import datetime as _dt
 import logging
 import os
 import shutil
 import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from liverseg.errors import InputError
+from liverseg.io.dicom_identity import read_series_identity
 from liverseg.service.auth import audit
-from liverseg.service.compare import compare_study_reports
-from liverseg.service.db import PROBLEM_CATEGORIES, Job, ProblemReport, Study, User, utcnow
+from liverseg.service.compare import check_follow_up, compare_study_reports
+from liverseg.service.db import Job, Study, User, utcnow
 from liverseg.service.deps import Auth, binary_body, client_ip, current_user, get_db, owned_study
+from liverseg.service.identity import clean_text, parse_user_date, study_identity
 from liverseg.service.jobs import enqueue, read_report
+from liverseg.service.progress import describe, job_progress
 from liverseg.service.storage import (
     StoredFile,
     fsync_dir,
     save_stream,
     sniff_kind,
     validate_dicom_zip,
-    validate_label_map,
     validate_nifti,
 )
 
@@ -66,6 +70,15 @@ class StudyOut(BaseModel):
     created_at: datetime
     finished_at: datetime | None = None
     downloads: list[str] = []
+    patient_id: str | None = None
+    accession_number: str | None = None
+    study_date: _dt.date | None = None
+    series_description: str | None = None
+    deidentified: bool = False
+    progress_label: str | None = None
+    progress: float | None = None
+    eta_s: float | None = None
+    queue_position: int | None = None
 
 
 def _latest_job(db: Session, study_id: str) -> Job | None:
@@ -94,6 +107,12 @@ def study_out(db: Session, study: Study, storage: Any, owner: str | None = None)
         created_at=study.created_at,
         finished_at=study.finished_at,
         downloads=downloads,
+        patient_id=study.patient_id,
+        accession_number=study.accession_number,
+        study_date=study.study_date,
+        series_description=study.series_description,
+        deidentified=bool(study.deidentified),
+        **describe(job_progress(db, job, study.status)),
     )
 
 
@@ -136,13 +155,30 @@ async def upload_study(
         description="display name of the study, percent-encoded UTF-8 (a header, so it "
         "never appears in URLs or access logs)",
     ),
+    patient_id: str = Header(
+        "",
+        alias="X-Patient-Id",
+        max_length=600,
+        description="patient ID, percent-encoded; used when the file has none (NIfTI)",
+    ),
+    study_date: str = Header(
+        "",
+        alias="X-Study-Date",
+        max_length=40,
+        description="study date YYYY-MM-DD; used when the file has none (NIfTI)",
+    ),
     auth: Auth = Depends(current_user),
 ) -> JSONResponse:
-    """Upload a CT; it is stored and fsynced, validated, then queued. 202 with the new study.
+    """Upload a CT; it is stored and fsynced, validated, its identity read (DICOM header, then the
+    user's entries for what it lacks; pseudonymised under ``--deidentify``), then queued. 202.
 
     The body streams into ``incoming/<id>/`` (no database transaction is open meanwhile); the
     checks and the registration run in the threadpool, never on the event loop.
     """
+    user_identity = {
+        "patient_id": clean_text(patient_id, "patient ID"),
+        "study_date": parse_user_date(study_date),
+    }
     storage = request.app.state.storage
     study_id = uuid.uuid4().hex
     incoming = await run_in_threadpool(storage.incoming_dir, study_id)
@@ -152,15 +188,18 @@ async def upload_study(
             incoming / "upload.bin",
             max_bytes=request.app.state.config.limits.max_upload_bytes,
         )
-        out = await run_in_threadpool(_register_upload, request, auth, stored, study_id, label)
+        out = await run_in_threadpool(_register_upload, request, auth, stored, study_id, label, user_identity)
     finally:
         await run_in_threadpool(shutil.rmtree, incoming, True)  # gone once published
     return JSONResponse(out, status_code=202)
 
 
-def _register_upload(request: Request, auth: Auth, stored: StoredFile, study_id: str, label: str) -> dict:
-    """Identify and validate an upload, move it to ``studies/<id>`` and register the study and its
-    job in one short write transaction (the folder is removed again if that fails)."""
+def _register_upload(
+    request: Request, auth: Auth, stored: StoredFile, study_id: str, label: str, user_identity: dict[str, Any]
+) -> dict:
+    """Identify and validate an upload, read its identity, move it to ``studies/<id>`` and
+    register the study and its job in one short write transaction (the folder is removed again
+    if that fails)."""
     cfg, storage, database = request.app.state.config, request.app.state.storage, request.app.state.database
     incoming = stored.path.parent
     with open(stored.path, "rb") as fh:
@@ -169,6 +208,8 @@ def _register_upload(request: Request, auth: Auth, stored: StoredFile, study_id:
     os.replace(stored.path, final)
     fsync_dir(incoming)
     (validate_dicom_zip if kind == "zip" else validate_nifti)(final, cfg.limits)
+    from_dicom = read_series_identity(final) if kind == "zip" else None
+    identity = study_identity(from_dicom, user_identity, cfg)
     folder = storage.publish(incoming, study_id)
     try:
         with database.session() as s:
@@ -182,6 +223,7 @@ def _register_upload(request: Request, auth: Auth, stored: StoredFile, study_id:
                 input_bytes=stored.size,
                 status="queued",
                 created_at=utcnow(),
+                **identity,
             )
             s.add(study)
             s.flush()
@@ -258,146 +300,26 @@ def download(
     )
 
 
-class ProblemOut(BaseModel):
-    id: int
-    study_id: str
-    category: str
-    comment: str
-    status: str
-    has_correction: bool
-    reporter: str | None = None
-    triage_note: str = ""
-    created_at: datetime
-    updated_at: datetime
-
-
-def problem_out(db: Session, pr: ProblemReport) -> ProblemOut:
-    reporter = db.get(User, pr.user_id)
-    return ProblemOut(
-        id=pr.id,
-        study_id=pr.study_id,
-        category=pr.category,
-        comment=pr.comment,
-        status=pr.status,
-        has_correction=pr.correction_name is not None,
-        reporter=reporter.name if reporter else None,
-        triage_note=pr.triage_note,
-        created_at=pr.created_at,
-        updated_at=pr.updated_at,
-    )
-
-
-@router.post("/api/studies/{study_id}/problems", status_code=201, response_model=ProblemOut)
-async def report_problem(
-    request: Request,
-    category: str = Form(..., description=f"one of {', '.join(PROBLEM_CATEGORIES)}"),
-    comment: str = Form("", max_length=5000),
-    correction: UploadFile | None = File(None, description="optional corrected label map (NIfTI, 0/1/2)"),
-    study: Study = Depends(owned_study),
-    auth: Auth = Depends(current_user),
-) -> ProblemOut:
-    """ "Report a problem": category, comment, optional corrected label map on the study's grid."""
-    if category not in PROBLEM_CATEGORIES:
-        raise InputError(f"category must be one of {', '.join(PROBLEM_CATEGORIES)}, got {category!r}")
-    cfg, storage = request.app.state.config, request.app.state.storage
-    upload: Path | None = None
-    try:
-        if correction is not None and correction.filename:
-            upload = storage.root / "corrections" / f"upload-{uuid.uuid4().hex}.part"
-
-            async def chunks() -> Any:
-                while block := await correction.read(1 << 20):
-                    yield block
-
-            await save_stream(chunks(), upload, max_bytes=cfg.limits.max_label_bytes)
-        return await run_in_threadpool(_file_problem, request, auth, study, category, comment, upload)
-    finally:
-        if upload is not None:
-            await run_in_threadpool(upload.unlink, missing_ok=True)
-
-
-def _file_problem(
-    request: Request, auth: Auth, study: Study, category: str, comment: str, upload: Path | None
-) -> ProblemOut:
-    """Validate the correction (outside any transaction), then store the report and move the
-    correction into place in one short write transaction."""
-    storage, database = request.app.state.storage, request.app.state.database
-    checked: Path | None = None
-    gz = False
-    if upload is not None:
-        meta_path = storage.output_dir(study.id) / "viewer" / "viewer.json"
-        if study.status != "done" or not meta_path.exists():
-            raise InputError("a corrected label map can only be attached to a finished study")
-        grid = json.loads(meta_path.read_text(encoding="utf-8"))["input_geometry"]
-        with open(upload, "rb") as fh:
-            kind = sniff_kind(fh.read(544))
-        if kind == "zip":
-            raise InputError("expected the corrected label map as a NIfTI file, got a zip")
-        gz = kind == "nifti-gz"
-        checked = upload.with_name(upload.stem + (".nii.gz" if gz else ".nii"))
-        os.replace(upload, checked)
-    dest: Path | None = None
-    try:
-        if checked is not None:
-            validate_label_map(checked, grid)
-        with database.session() as s:
-            now = utcnow()
-            pr = ProblemReport(
-                study_id=study.id,
-                user_id=auth.user.id,
-                category=category,
-                comment=comment,
-                status="open",
-                created_at=now,
-                updated_at=now,
-            )
-            s.add(pr)
-            s.flush()
-            if checked is not None:
-                dest = storage.correction_path(pr.id, gz=gz)
-                os.replace(checked, dest)
-                fsync_dir(dest.parent)
-                pr.correction_name = dest.name
-            audit(
-                s,
-                "problem_report",
-                user=auth.user,
-                target=f"study:{study.id}",
-                ip=client_ip(request),
-                detail={"problem": pr.id, "category": category, "correction": pr.correction_name is not None},
-            )
-            s.flush()
-            return problem_out(s, pr)
-    except BaseException:
-        for leftover in (checked, dest):
-            if leftover is not None:
-                leftover.unlink(missing_ok=True)
-        raise
-
-
-@router.get("/api/studies/{study_id}/problems", response_model=list[ProblemOut])
-def study_problems(study: Study = Depends(owned_study), db: Session = Depends(get_db)) -> list[ProblemOut]:
-    """Problem reports filed on this study."""
-    rows = db.scalars(
-        select(ProblemReport).where(ProblemReport.study_id == study.id).order_by(ProblemReport.id)
-    )
-    return [problem_out(db, pr) for pr in rows]
-
-
 @router.get("/api/studies/{study_id}/compare")
 def compare(
     request: Request,
-    baseline: str = Query(..., max_length=32, description="id of an earlier study of the same user"),
+    baseline: str = Query(..., max_length=32, description="id of an earlier study of the same patient"),
     study: Study = Depends(owned_study),
     auth: Auth = Depends(current_user),
     db: Session = Depends(get_db),
 ) -> dict[str, Any]:
-    """Follow-up comparison of this study against a baseline study (lesion changes)."""
+    """Follow-up comparison of this study against an earlier study of the same patient.
+
+    Refused (422, with the reason) for the same study, another patient, an unknown patient or
+    date, or a baseline that is not earlier; 409 until both are finished.
+    """
     base = owned_study(baseline, auth, db, request)
-    if base.id == study.id:
-        raise InputError("the baseline must be another study")
+    check_follow_up(base, study)
     storage = request.app.state.storage
     base_report, follow_report = read_report(storage, base.id), read_report(storage, study.id)
     if base_report is None or follow_report is None:
         raise HTTPException(status_code=409, detail="both studies must be finished to compare them")
-    return compare_study_reports(base_report, follow_report, baseline_id=base.id, followup_id=study.id)
+    out = compare_study_reports(base_report, follow_report, baseline_id=base.id, followup_id=study.id)
+    out["baseline_study"] = {"id": base.id, **base.identity()}
+    out["followup_study"] = {"id": study.id, **study.identity()}
+    return out

@@ -1,96 +1,137 @@
-"""Viewer API: geometry + lesion table mapped to viewer slices, CT slices and label overlays."""
+"""Viewer API: the study's description for the browser viewer, its volumes as NIfTI, lesion borders.
+
+The CT and label map are served as the NIfTI files of the viewer cache (int16 HU and uint8
+labels, RAS voxel order, see :mod:`liverseg.service.volumes`), straight from disk with
+``Content-Encoding: gzip`` (decompressed on the fly for a client that does not accept gzip), to
+the logged-in owner or an admin only. A cache written by an older liverseg is rebuilt on first use.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import gzip
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from liverseg.service.db import Study
 from liverseg.service.deps import get_db, owned_study
 from liverseg.service.jobs import read_report
-from liverseg.service.viewer import PLANES, StudyVolumes, plane_slice, render_ct_png, render_overlay_png
-from liverseg.service.volumes import to_viewer_index
+from liverseg.service.viewer import OutdatedViewerCacheError, StudyViewer, viewer_lesions
+from liverseg.service.volumes import build_viewer_cache, read_image_volume, read_label_volume
 
 router = APIRouter(tags=["viewer"])
+log = logging.getLogger(__name__)
 
-WINDOW_PRESETS = {"liver": (50.0, 400.0), "abdomen": (40.0, 350.0), "bone": (400.0, 1800.0)}
-_PNG = {200: {"content": {"image/png": {}}, "description": "PNG image"}}
-_CACHE = "private, max-age=3600"
+#: preset -> (level, width) in HU, as in radiology workstations
+WINDOW_PRESETS = {
+    "liver": (50.0, 400.0),
+    "abdomen": (40.0, 350.0),
+    "bone": (400.0, 1800.0),
+    "lung": (-600.0, 1500.0),
+}
+VOLUMES = {"ct.nii": "CT (int16 HU)", "labels.nii": "label map (uint8: 0 background, 1 liver, 2 tumor)"}
+_NIFTI = {200: {"content": {"application/octet-stream": {}}, "description": "NIfTI-1 file"}}
+_rebuild_lock = threading.Lock()
 
 
-def _volumes(request: Request, study: Study, db: Session | None = None) -> StudyVolumes:
+def _rebuild(request: Request, study: Study) -> None:
+    """Rebuild an outdated viewer cache from the stored input and label map (once at a time)."""
+    storage = request.app.state.storage
+    with _rebuild_lock:
+        image = read_image_volume(storage.study_dir(study.id) / study.input_name)
+        labels = read_label_volume(storage.output_dir(study.id) / "labels.nii.gz")
+        build_viewer_cache(image, labels, storage.viewer_dir(study.id))
+    log.info("viewer cache of study %s rebuilt (written by an older liverseg)", study.id)
+
+
+async def study_viewer(request: Request, study: Study, db: Session | None = None) -> StudyViewer:
+    """The study's viewer cache (rebuilt when outdated); releases the database first."""
     if db is not None:
-        db.commit()  # access is checked: release the database before the (slower) rendering
-    return request.app.state.viewer_cache.get(study.id, request.app.state.storage.viewer_dir(study.id))
-
-
-def _pixel_mm(vols: StudyVolumes) -> dict[str, list[float]]:
-    sz, sy, sx = vols.meta["spacing_zyx_mm"]
-    return {"axial": [sy, sx], "coronal": [sz, sx], "sagittal": [sz, sy]}
+        db.commit()  # access is checked: release the database before any file work
+    cache, folder = request.app.state.viewer_cache, request.app.state.storage.viewer_dir(study.id)
+    try:
+        return cache.get(study.id, folder)
+    except OutdatedViewerCacheError:
+        if study.status != "done":
+            raise
+        await run_in_threadpool(_rebuild, request, study)
+        return cache.get(study.id, folder)
 
 
 @router.get("/api/studies/{study_id}/viewer")
-def viewer_info(request: Request, study: Study = Depends(owned_study)) -> dict[str, Any]:
-    """Slice counts and pixel sizes per plane, window presets, measurements and the lesion table.
-
-    Each lesion gets ``viewer_index`` = {plane: slice index} of its largest axial slice through
-    its centroid, on the viewer's (canonical) grid.
-    """
-    vols = _volumes(request, study)
-    nz, ny, nx = vols.ct.shape
-    report = read_report(request.app.state.storage, study.id) or {}
-    lesions = []
-    for lesion in report.get("lesions") or []:
-        centroid = lesion.get("centroid_voxel_zyx") or [0, 0, 0]
-        z = lesion.get("largest_slice", round(centroid[0]))
-        vz, vy, vx = to_viewer_index(vols.meta, [z, centroid[1], centroid[2]])
-        lesions.append({**lesion, "viewer_index": {"axial": vz, "coronal": vy, "sagittal": vx}})
+async def viewer_info(
+    request: Request, study: Study = Depends(owned_study), db: Session = Depends(get_db)
+) -> dict[str, Any]:
+    """Everything the viewer needs: identity, grid, volume URLs, window presets, slice numbers
+    and table positions of the axial slices, measurements and the lesion table with viewer
+    coordinates (:func:`liverseg.service.viewer.viewer_lesions`)."""
+    identity = study.identity()
+    sv = await study_viewer(request, study, db)
+    report = await asyncio.to_thread(read_report, request.app.state.storage, study.id) or {}
+    meta = sv.meta
+    base = f"/api/studies/{study.id}"
     return {
         "study_id": study.id,
-        "planes": {"axial": nz, "coronal": ny, "sagittal": nx},
-        "pixel_mm": _pixel_mm(vols),
-        "size": {"axial": [ny, nx], "coronal": [nz, nx], "sagittal": [nz, ny]},
+        "identity": identity,
+        "shape_ijk": list(reversed(meta["shape_zyx"])),
+        "spacing_ijk_mm": list(reversed(meta["spacing_zyx_mm"])),
+        "volumes": {"ct": f"{base}/volumes/ct.nii", "labels": f"{base}/volumes/labels.nii"},
         "windows": {k: {"level": v[0], "width": v[1]} for k, v in WINDOW_PRESETS.items()},
+        "axial_numbers": meta["axial_numbers"],
+        "axial_z_mm": meta["axial_z_mm"],
+        "numbering": meta["numbering"],
         "liver_volume_ml": report.get("liver_volume_ml"),
         "tumor_volume_ml": report.get("tumor_volume_ml"),
         "tumor_burden_percent": report.get("tumor_burden_percent"),
-        "lesion_count": report.get("lesion_count", len(lesions)),
-        "lesions": lesions,
+        "lesion_count": report.get("lesion_count"),
+        "lesions": viewer_lesions(report, meta),
+        "location_method": report.get("location_method"),
         "warnings": report.get("warnings") or [],
         "disclaimer": report.get("disclaimer"),
         "model": report.get("model"),
     }
 
 
-@router.get("/api/studies/{study_id}/slice", response_class=Response, responses=_PNG)
-async def ct_slice(
-    request: Request,
-    plane: str = Query("axial", description=f"one of {', '.join(PLANES)}"),
-    index: int = Query(..., ge=0),
-    level: float = Query(50.0, description="window level, HU"),
-    width: float = Query(400.0, gt=0, description="window width, HU"),
-    study: Study = Depends(owned_study),
-    db: Session = Depends(get_db),
-) -> Response:
-    """The CT slice as an 8-bit grayscale PNG windowed with (level, width)."""
-    vols = _volumes(request, study, db)
-    png = await run_in_threadpool(lambda: render_ct_png(plane_slice(vols.ct, plane, index), level, width))
-    return Response(png, media_type="image/png", headers={"Cache-Control": _CACHE})
+def _inflate(path: Path) -> Iterator[bytes]:
+    with gzip.open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            yield block
 
 
-@router.get("/api/studies/{study_id}/overlay", response_class=Response, responses=_PNG)
-async def label_overlay(
-    request: Request,
-    plane: str = Query("axial", description=f"one of {', '.join(PLANES)}"),
-    index: int = Query(..., ge=0),
-    study: Study = Depends(owned_study),
-    db: Session = Depends(get_db),
+@router.get("/api/studies/{study_id}/volumes/{name}", response_class=FileResponse, responses=_NIFTI)
+async def volume_file(
+    name: str, request: Request, study: Study = Depends(owned_study), db: Session = Depends(get_db)
 ) -> Response:
-    """The label slice as an RGBA PNG (liver green, tumor red, background transparent)."""
-    vols = _volumes(request, study, db)
-    png = await run_in_threadpool(lambda: render_overlay_png(plane_slice(vols.labels, plane, index)))
-    return Response(png, media_type="image/png", headers={"Cache-Control": _CACHE})
+    """``ct.nii`` or ``labels.nii`` of the viewer cache (NIfTI-1, RAS voxel order), gzip-encoded."""
+    if name not in VOLUMES:
+        raise HTTPException(
+            status_code=404, detail=f"volume must be one of {', '.join(VOLUMES)}, got {name!r}"
+        )
+    sv = await study_viewer(request, study, db)
+    path = sv.folder / f"{name}.gz"
+    headers = {"Cache-Control": "private, no-cache", "Vary": "Accept-Encoding"}  # a re-run rewrites it
+    if "gzip" not in request.headers.get("accept-encoding", ""):
+        return StreamingResponse(_inflate(path), media_type="application/octet-stream", headers=headers)
+    return FileResponse(
+        path, media_type="application/octet-stream", headers={**headers, "Content-Encoding": "gzip"}
+    )
+
+
+@router.get("/api/studies/{study_id}/lesions/{lesion_id}/border", response_class=Response)
+async def lesion_border(
+    lesion_id: int, request: Request, study: Study = Depends(owned_study), db: Session = Depends(get_db)
+) -> Response:
+    """Flat RAS voxel indices (little-endian uint32) of a lesion's border, to outline it."""
+    sv = await study_viewer(request, study, db)
+    data = sv.border(lesion_id).tobytes()
+    return Response(
+        data, media_type="application/octet-stream", headers={"Cache-Control": "private, no-cache"}
+    )

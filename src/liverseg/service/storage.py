@@ -5,9 +5,10 @@ Layout under the data dir::
     incoming/<study_id>/                                              an upload being received
     studies/<study_id>/input.nii.gz | input.nii | input.zip      the upload, as received
     studies/<study_id>/output/labels.nii.gz, report.json, report.html, seg.dcm, sr.dcm
-    studies/<study_id>/output/viewer/ct.npy, labels.npy, viewer.json   viewer cache (canonical)
-    corrections/<problem_id>.nii.gz                                   corrected label maps
-    models/<sha256>.pt                                                registered checkpoints
+    studies/<study_id>/output/viewer/ct.nii.gz, labels.nii.gz, lesions.npz, viewer.json   viewer cache
+    corrections/<problem_id>.nii.gz | <problem_id>.painted.nii.gz    corrected label maps
+    models/<sha256>.pt | models/<sha256>/                             registered models
+    secret.key                                                        pseudonym key (--deidentify)
 
 Every file is written through :func:`liverseg.utils.atomic_path` and fsynced before the request
 that brought it is answered. The data is patient data: folders are created 0700 and files 0600

@@ -1,113 +1,83 @@
-"""Slice rendering for the browser viewer from the memory-mapped viewer cache.
+"""Server side of the browser viewer: the viewer cache's description, lesion borders, and the
+lesion table mapped onto the viewer's grid.
 
-Planes on the canonical grid (see :mod:`liverseg.service.volumes`), displayed radiologically:
-
-* ``axial``    index along z: rows anterior->posterior, columns patient right->left;
-* ``coronal``  index along y: rows superior->inferior, columns right->left;
-* ``sagittal`` index along x: rows superior->inferior, columns anterior->posterior.
-
-The CT comes back as a grayscale PNG windowed with (level, width) in HU; the labels as an RGBA
-PNG overlay (liver green, tumor red, background transparent; the browser sets the opacity).
+The browser viewer (NiiVue, ``static/vendor/``) loads ``ct.nii`` and ``labels.nii`` of the
+viewer cache (:mod:`liverseg.service.volumes`) and works in RAS voxel indices ``(i, j, k)`` and
+RAS millimetres. :func:`viewer_lesions` gives each report lesion what the viewer needs to go to
+it: the RAS voxel to centre on (middle of its longest diameter, on its largest slice), the long
+and short axes' ends in RAS mm, a field of view to zoom to, and whether its outline is
+available (the label map's lesion of that id has the report's volume).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from liverseg.errors import InputError
+from liverseg.service.volumes import VIEWER_CACHE_VERSION, input_to_ras_mm, input_to_viewer_index
 
-__all__ = ["PLANES", "StudyVolumes", "ViewerCache", "plane_slice", "render_ct_png", "render_overlay_png"]
+__all__ = ["StudyViewer", "ViewerCache", "viewer_lesions"]
 
-PLANES = ("axial", "coronal", "sagittal")
-_AXIS = {"axial": 0, "coronal": 1, "sagittal": 2}
-# RGBA per label: 0 transparent, 1 liver, 2 tumor
-_LUT = np.array([[0, 0, 0, 0], [40, 200, 90, 255], [235, 50, 50, 255]] + [[0, 0, 0, 0]] * 253, dtype=np.uint8)
+MIN_FOV_MM = 80.0  # the zoomed view around a lesion is at least this wide (context around small ones)
+FOV_PER_DIAMETER = 4.0
 
 
 @dataclass
-class StudyVolumes:
-    """The memory-mapped CT (int16 HU) and labels (uint8), both ``(z, y, x)``, with viewer.json."""
+class StudyViewer:
+    """One study's viewer cache: ``viewer.json`` and the lesion borders (loaded on first use)."""
 
-    ct: np.ndarray
-    labels: np.ndarray
+    folder: Path
     meta: dict[str, Any]
+    mtime_ns: int
+    _borders: Any = field(default=None, repr=False)
 
-    def plane_size(self, plane: str) -> int:
-        return int(self.ct.shape[_AXIS[check_plane(plane)]])
-
-
-def check_plane(plane: str) -> str:
-    if plane not in PLANES:
-        raise InputError(f"plane must be one of {', '.join(PLANES)}, got {plane!r}")
-    return plane
-
-
-def plane_slice(volume: np.ndarray, plane: str, index: int) -> np.ndarray:
-    """2D display slice of a ``(z, y, x)`` array (rows top->bottom, see the module docstring)."""
-    axis = _AXIS[check_plane(plane)]
-    n = volume.shape[axis]
-    if not 0 <= index < n:
-        raise InputError(f"{plane} slice index must be in 0..{n - 1}, got {index}")
-    if axis == 0:
-        return np.asarray(volume[index])
-    sl = volume[:, index, :] if axis == 1 else volume[:, :, index]
-    return np.asarray(sl)[::-1]  # superior at the top
-
-
-def _png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
-def render_ct_png(slice_hu: np.ndarray, level: float, width: float) -> bytes:
-    """Window a 2D HU slice to 8-bit grayscale PNG bytes (``width`` > 0 HU)."""
-    if not width > 0:
-        raise InputError(f"window width must be > 0 HU, got {width}")
-    lo = level - width / 2.0
-    scaled = (slice_hu.astype(np.float32) - lo) * (255.0 / width)
-    return _png(Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), mode="L"))
-
-
-def render_overlay_png(slice_labels: np.ndarray) -> bytes:
-    """RGBA PNG bytes of a 2D label slice (0 transparent, 1 green, 2 red)."""
-    return _png(Image.fromarray(_LUT[slice_labels], mode="RGBA"))
+    def border(self, lesion_id: int) -> np.ndarray:
+        """Flat RAS indices (uint32) of a lesion's border voxels; InputError for an unknown id."""
+        if self._borders is None:
+            self._borders = np.load(self.folder / "lesions.npz")
+        key = str(int(lesion_id))
+        if key not in self._borders.files:
+            raise InputError(f"no lesion {lesion_id} in this study's label map")
+        return np.asarray(self._borders[key], dtype="<u4")
 
 
 class ViewerCache:
-    """Per-process LRU of opened study volumes (memory maps: opening costs no reading)."""
+    """Per-process LRU of opened studies' viewer caches, reloaded when ``viewer.json`` changes
+    (a re-run rewrites it)."""
 
     def __init__(self, capacity: int = 8) -> None:
         self.capacity = max(1, capacity)
-        self._items: OrderedDict[str, StudyVolumes] = OrderedDict()
+        self._items: OrderedDict[str, StudyViewer] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, study_id: str, folder: Path) -> StudyVolumes:
-        """The volumes of a study whose viewer cache is in ``folder``; InputError if absent."""
+    def get(self, study_id: str, folder: Path) -> StudyViewer:
+        """The viewer cache in ``folder``; InputError when absent or written by an older liverseg."""
+        meta_path = folder / "viewer.json"
+        try:
+            mtime = meta_path.stat().st_mtime_ns
+        except FileNotFoundError:
+            raise InputError("this study has no viewer images yet (its job has not finished)") from None
         with self._lock:
             item = self._items.get(study_id)
-            if item is not None:
+            if item is not None and item.mtime_ns == mtime:
                 self._items.move_to_end(study_id)
                 return item
-        meta_path = folder / "viewer.json"
-        if not meta_path.exists():
-            raise InputError("this study has no viewer images yet (its job has not finished)")
-        item = StudyVolumes(
-            ct=np.load(folder / "ct.npy", mmap_mode="r"),
-            labels=np.load(folder / "labels.npy", mmap_mode="r"),
-            meta=json.loads(meta_path.read_text(encoding="utf-8")),
-        )
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("version") != VIEWER_CACHE_VERSION:
+            raise OutdatedViewerCacheError(
+                f"viewer cache version {meta.get('version')}, expected {VIEWER_CACHE_VERSION}"
+            )
+        item = StudyViewer(folder, meta, mtime)
         with self._lock:
             self._items[study_id] = item
+            self._items.move_to_end(study_id)
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
         return item
@@ -115,3 +85,61 @@ class ViewerCache:
     def forget(self, study_id: str) -> None:
         with self._lock:
             self._items.pop(study_id, None)
+
+
+class OutdatedViewerCacheError(InputError):
+    """The viewer cache was written by an older liverseg (rebuilt on demand)."""
+
+
+def _ints(values: np.ndarray, upper: list[int]) -> list[int]:
+    return [int(v) for v in np.clip(np.rint(values), 0, np.asarray(upper) - 1)]
+
+
+def viewer_lesions(report: dict[str, Any], meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The report's lesions (confirmed first, then possible ones) with viewer coordinates.
+
+    Adds per lesion: ``possible`` (default false), ``confidence`` (default None), ``centre_vox``
+    (RAS ``[i, j, k]``), ``axes_mm`` (``{"long": [[x,y,z],[x,y,z]], "short": ...}`` in RAS mm, or
+    None), ``fov_mm``, ``outline`` (bool) and, for reports older than schema 1.1, the slice
+    number and table position of its centre voxel.
+    """
+    nz, ny, nx = meta["shape_zyx"]
+    dims = [nx, ny, nz]
+    numbers, z_mm = meta["axial_numbers"], meta["axial_z_mm"]
+    voxels, voxel_ml = meta.get("lesion_voxels", {}), float(meta["voxel_ml"])
+    out = []
+    for lesion in report.get("lesions") or []:
+        item = dict(lesion)
+        item["possible"] = bool(lesion.get("possible", False))
+        item["confidence"] = lesion.get("confidence")
+        ends = np.asarray(lesion.get("diameter_endpoints_voxel") or [], dtype=float)
+        short = np.asarray(lesion.get("short_axis_endpoints_voxel") or [], dtype=float)
+        centre = ends.mean(axis=0) if ends.shape == (2, 3) else np.asarray(lesion["centroid_voxel_zyx"])
+        vox = _ints(input_to_viewer_index(meta, centre), dims)
+        item["centre_vox"] = vox
+        item["axes_mm"] = (
+            {
+                "long": np.round(input_to_ras_mm(meta, ends), 3).tolist(),
+                "short": np.round(input_to_ras_mm(meta, short), 3).tolist()
+                if short.shape == (2, 3)
+                else None,
+            }
+            if ends.shape == (2, 3)
+            else None
+        )
+        item["fov_mm"] = max(
+            MIN_FOV_MM, FOV_PER_DIAMETER * float(lesion.get("longest_axial_diameter_mm") or 0)
+        )
+        count = voxels.get(str(lesion["id"]))
+        expected = float(lesion.get("volume_ml") or 0.0)
+        item["outline"] = bool(
+            not item["possible"]
+            and count is not None
+            and abs(count * voxel_ml - expected) <= max(1e-3, 1e-3 * expected)
+        )
+        if "largest_slice_number" not in lesion:
+            item["largest_slice_number"] = int(numbers[vox[2]])
+            item["largest_slice_z_mm"] = float(z_mm[vox[2]])
+        out.append(item)
+    out.sort(key=lambda les: (les["possible"], les["id"]))
+    return out

@@ -54,3 +54,4 @@ const LS = (() => {
 
   return {api, el, num, when, csrf};
 })();
+window.LS = LS;  // for the ES modules (a top-level const is not a window property)
