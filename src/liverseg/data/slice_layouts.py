@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from liverseg.data.cases import LayoutOptions, LoadedCase, SourceCase, case_number, sanitize_id
-from liverseg.data.stats import check_label_values
 from liverseg.errors import ConfigError, GeometryError, InputError
+from liverseg.io.labels import LabelMap, check_label_map
 
 if TYPE_CHECKING:
     from liverseg.io import Volume
@@ -29,13 +29,13 @@ def _no_map(options: LayoutOptions, fmt: str) -> None:
         raise ConfigError(f"--map does not apply to --format {fmt} (its mask values are fixed)")
 
 
-def _checked(image: Volume, label: Volume, where: Path, what: str) -> tuple[Volume, Volume]:
+def _checked(image: Volume, label: Volume, where: Path, what: str) -> tuple[Volume, LabelMap]:
     """Check ``label`` is on ``image``'s grid and holds 0/1/2; return both (label as uint8)."""
     try:
         image.require_same_grid(label, what=what)
     except GeometryError as exc:
         raise GeometryError(f"{where}: {exc}") from exc
-    return image, label.with_array(check_label_values(label.array, what=f"{what} of {where}"))
+    return image, check_label_map(label, path=where)
 
 
 # ------------------------------------------------------------------------------------- CHAOS

@@ -20,7 +20,7 @@ import numpy as np
 
 from liverseg.errors import InputError, OutputError
 from liverseg.inference.lesion_confidence import LesionModel, decide_lesions
-from liverseg.io import Volume, to_canonical
+from liverseg.io import LabelMap, Volume, to_canonical
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def segment_volume(
             warnings.append(attenuation)
 
     t0 = time.perf_counter()
-    labels = image.with_array(reorientation.to_original_array(labels_c).astype(np.uint8))
+    labels = LabelMap.on(image, reorientation.to_original_array(labels_c))
     probs = None
     if result.probabilities is not None:
         probs = reorientation.to_original_array(result.probabilities)
@@ -473,14 +473,6 @@ def _input_format(path: Path, image: Volume) -> str:
 
 def _write_probabilities(image: Volume, probs: np.ndarray, path: Path) -> None:
     """Class probabilities (background, liver, tumor) as a 3-component float32 image on the input grid."""
-    import SimpleITK as sitk
+    from liverseg.io.itk_files import write_channels
 
-    from liverseg.io.itk_files import verify_itk_file
-    from liverseg.utils import atomic_path
-
-    img = sitk.GetImageFromArray(np.moveaxis(probs, 0, -1).astype(np.float32), isVector=True)
-    img.SetSpacing(image.spacing_xyz)
-    img.SetOrigin(image.origin)
-    img.SetDirection(tuple(float(v) for v in image.direction.reshape(-1)))
-    with atomic_path(path, verify=lambda tmp: verify_itk_file(tmp, img, path)) as tmp:
-        sitk.WriteImage(img, str(tmp), useCompression=True)
+    write_channels(image.grid, probs.astype(np.float32, copy=False), path)

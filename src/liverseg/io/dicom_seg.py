@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from liverseg.errors import GeometryError, InputError, OutputError
-from liverseg.io.labels import check_label_map
+from liverseg.io.labels import LabelMap, check_label_map
 from liverseg.io.volume import Volume
 from liverseg.utils import atomic_path
 
@@ -298,7 +298,7 @@ def _compose(masks: np.ndarray, numbers: list[int], mapping: dict[int, int]) -> 
     return out
 
 
-def read_dicom_seg(path: str | Path, reference: Volume | None = None) -> Volume:
+def read_dicom_seg(path: str | Path, reference: Volume | None = None) -> LabelMap:
     """Read a DICOM-SEG as a liverseg label map (uint8: 1 liver, 2 tumor).
 
     Args:
@@ -345,7 +345,7 @@ def read_dicom_seg(path: str | Path, reference: Volume | None = None) -> Volume:
 
         masks = np.asarray(hvol.array)
         masks = masks[..., None] if masks.ndim == 3 else masks
-        return volume_from_affine(_compose(masks, numbers, mapping), hvol.affine, **meta)
+        return check_label_map(volume_from_affine(_compose(masks, numbers, mapping), hvol.affine, **meta))
     ref_geometry = hd.VolumeGeometry(reference.affine, reference.shape, "PATIENT")
     try:
         matched = hvol.match_geometry(ref_geometry, tol=1e-3)
@@ -357,5 +357,5 @@ def read_dicom_seg(path: str | Path, reference: Volume | None = None) -> Volume:
     return _on_grid(reference, _compose(np.asarray(matched.array), numbers, mapping), meta)
 
 
-def _on_grid(reference: Volume, array: np.ndarray, meta: dict[str, Any]) -> Volume:
-    return Volume(array, reference.spacing, reference.origin, reference.direction, meta)
+def _on_grid(reference: Volume, array: np.ndarray, meta: dict[str, Any]) -> LabelMap:
+    return LabelMap.on(reference.grid, array, **meta)

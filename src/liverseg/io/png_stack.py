@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 
 from liverseg.errors import InputError
+from liverseg.io.labels import LabelMap
 from liverseg.io.volume import Volume
 
 __all__ = ["MASK_ENCODINGS", "natural_key", "read_png_slices", "read_png_stack"]
@@ -175,4 +176,4 @@ def read_png_stack(
         "files": [p.name for p in masks],
         "mask_encoding": mask_encoding,
     }
-    return image, Volume(mask_arr, spacing_zyx, metadata=label_meta)
+    return image, LabelMap(mask_arr, spacing_zyx, metadata=label_meta)

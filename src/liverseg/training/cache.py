@@ -102,7 +102,7 @@ def to_stage_grid(image: Any, label: Any, spec: StageSpec, margin_mm: float) -> 
         box = label_bbox(liver, label.spacing, margin_mm)
         image, label = crop(image, box), crop(label, box)
     image_r, _ = resample_to_spacing(image, spec.spacing_zyx, order=1)
-    label_r, _ = resample_to_spacing(label, spec.spacing_zyx, order=0)
+    label_r, _ = resample_to_spacing(label, spec.spacing_zyx)  # a LabelMap: nearest-neighbour
     return image_r, label_r
 
 
