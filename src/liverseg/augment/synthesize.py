@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from liverseg.augment.gallery import lesion_gallery
 from liverseg.augment.lesions import LesionInsertion, insert_lesions
@@ -58,8 +59,6 @@ def load_params_file(path: str | Path | None) -> LesionParams:
         raise InputError(f"cannot read the lesion parameter file ({exc.strerror})", path) from exc
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)

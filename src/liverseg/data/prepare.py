@@ -29,6 +29,7 @@ from liverseg.data.dataset import (
 )
 from liverseg.data.layouts import discover_cases
 from liverseg.data.stats import case_statistics
+from liverseg.io import write_volume
 from liverseg.io.labels import check_label_map
 from liverseg.utils import code_version, ensure_parent, progress, sha256_file
 
@@ -69,7 +70,6 @@ def prepare_case(out: Path, source: SourceCase, loaded: LoadedCase) -> CaseInfo:
         GeometryError: label and image grids differ. InputError: label values outside 0/1/2.
         OutputError: the files cannot be written.
     """
-    from liverseg.io import write_volume
 
     stats = case_statistics(loaded.image, loaded.label)
     image_rel, label_rel = f"images/{source.case_id}.nii.gz", f"labels/{source.case_id}.nii.gz"

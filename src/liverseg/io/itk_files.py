@@ -20,7 +20,9 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import numpy as np
+import SimpleITK as sitk
 
 from liverseg.errors import InputError, OutputError
 from liverseg.io.limits import check_finite, check_geometry, check_voxel_count
@@ -86,7 +88,6 @@ def _nibabel_grid(img: Any, path: Path) -> tuple[Grid, str]:
 
 def _read_nifti_nibabel(path: Path) -> Volume:
     """Fallback for NIfTI files with a slightly non-orthonormal affine (ITK refuses them)."""
-    import nibabel as nib
 
     img = nib.load(str(path))
     grid, warning = _nibabel_grid(img, path)
@@ -101,7 +102,6 @@ def _read_header(path: Path, kind: str) -> tuple[Any, Grid] | None:
     Returns the reader (voxels not read yet) and the grid, or ``None`` for a NIfTI whose sform
     ITK refuses as not orthonormal (read with nibabel instead).
     """
-    import SimpleITK as sitk
 
     suffix = suffix_of(path)
     reader = sitk.ImageFileReader()
@@ -153,8 +153,6 @@ def read_grid(path: str | Path, *, kind: str = "label") -> Grid:
         )
     header = _read_header(path, kind)
     if header is None:
-        import nibabel as nib
-
         return _nibabel_grid(nib.load(str(path)), path)[0]
     return header[1]
 
@@ -199,7 +197,6 @@ def verify_itk_file(tmp: Path, expected: Any, final: Path) -> None:
         expected: the ``SimpleITK.Image`` that was written.
         final: the destination, named in the error.
     """
-    import SimpleITK as sitk
 
     try:
         if tmp.name.lower().endswith(".gz"):
@@ -231,7 +228,6 @@ def _one_line(exc: Exception) -> str:
 
 def _write_image(image: Any, path: Path) -> Path:
     """Write a ``SimpleITK.Image`` atomically, verified by reading it back (:func:`verify_itk_file`)."""
-    import SimpleITK as sitk
 
     suffix = suffix_of(path)
     if suffix not in ITK_WRITE_SUFFIXES:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from liverseg.errors import InputError
 from liverseg.io.labels import LabelMap
@@ -55,8 +56,6 @@ def _list_pngs(folder: Path, what: str) -> list[Path]:
 
 
 def _load_gray(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as img:
             img.load()

@@ -18,8 +18,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
 
 from liverseg.errors import InputError
+from liverseg.io.dicom_seg import read_dicom_seg
+from liverseg.io.dicom_series import read_dicom_series
 from liverseg.io.itk_files import ITK_READ_SUFFIXES, read_itk_file, suffix_of, write_itk_file
 from liverseg.io.labels import check_label_map
 from liverseg.io.limits import check_finite
@@ -36,30 +40,22 @@ _SUPPORTED = ".nii, .nii.gz, .nrrd, .mha, .mhd, a DICOM folder, .zip or DICOMDIR
 
 
 def _read_dicom_file(path: Path, kind: str, reference: Volume | None, series: str | None) -> Volume:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
     except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
         raise InputError(f"unreadable DICOM file ({type(exc).__name__}: {exc})", path) from exc
     media_class = str(getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", ""))
     if DICOMDIR_SOP_CLASS in (media_class, str(ds.get("SOPClassUID", ""))):
-        from liverseg.io.dicom_series import read_dicom_series
-
         return read_dicom_series(path, series=series)
     if str(ds.get("SOPClassUID", "")) == _SEG_SOP_CLASS:
         if kind != "label":
             raise InputError(
                 "expected a CT image, got a DICOM-SEG segmentation; read it with kind='label'", path
             )
-        from liverseg.io.dicom_seg import read_dicom_seg
 
         return read_dicom_seg(path, reference)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if frames > 1:
-        from liverseg.io.dicom_series import read_dicom_series
-
         return read_dicom_series(path.parent, series=str(ds.get("SeriesInstanceUID")))
     raise InputError(
         "expected a 3D CT volume, got a single DICOM slice; give the folder (or .zip) holding the "
@@ -108,8 +104,6 @@ def read_volume(
     if path.is_file() and is_dicom_file(path):
         volume = _read_dicom_file(path, kind, reference, series)
     elif path.is_dir() or (path.is_file() and suffix not in ITK_READ_SUFFIXES and zipfile.is_zipfile(path)):
-        from liverseg.io.dicom_series import read_dicom_series
-
         volume = read_dicom_series(path, series=series)
     elif suffix in ITK_READ_SUFFIXES:
         if series is not None:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import SimpleITK as sitk
+from scipy.optimize import linear_sum_assignment
 
 from liverseg.errors import GeometryError, InputError
 
@@ -154,7 +156,6 @@ class Grid:
             array: ``(z, y, x)`` (scalar image) or ``(C, z, y, x)`` (a C-component vector image,
                 e.g. class probabilities), spatial shape equal to :attr:`shape`.
         """
-        import SimpleITK as sitk
 
         array = np.asarray(array)
         if array.ndim not in (3, 4) or tuple(array.shape[-3:]) != self.shape:
@@ -298,7 +299,6 @@ class Volume:
     @classmethod
     def from_sitk(cls, image: Any, **metadata: Any) -> Volume:
         """Build a volume from a 3D ``SimpleITK.Image`` (scalar pixels)."""
-        import SimpleITK as sitk
 
         if image.GetDimension() != 3:
             raise InputError(f"expected a 3D image, got {image.GetDimension()}D with size {image.GetSize()}")
@@ -382,7 +382,6 @@ def to_canonical(volume: Volume) -> tuple[Volume, Reorientation]:
     only the axis order and signs change. Returns the canonical volume and the
     :class:`Reorientation` that maps results back exactly.
     """
-    from scipy.optimize import linear_sum_assignment
 
     d = volume.direction
     # cost[p, i]: how badly ITK axis i fits physical axis p

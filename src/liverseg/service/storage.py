@@ -1,7 +1,6 @@
 """Files of the service: data-dir layout, durable uploads and upload validation.
 
 Layout under the data dir::
-
     incoming/<study_id>/                                              an upload being received
     studies/<study_id>/input.nii.gz | input.nii | input.zip      the upload, as received
     studies/<study_id>/output/labels.nii.gz, report.json, report.html, seg.dcm, sr.dcm
@@ -37,12 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pydicom
 from starlette.concurrency import run_in_threadpool
 
 from liverseg.errors import InputError
 from liverseg.io import Grid, LabelMap, read_grid
 from liverseg.io.limits import check_voxel_count
 from liverseg.io.nifti_check import check_nifti_file, read_nifti_header
+from liverseg.service import volumes
 from liverseg.service.config import UploadLimits
 from liverseg.utils import atomic_path, fsync_dir
 
@@ -266,7 +267,6 @@ def validate_dicom_zip(path: Path, limits: UploadLimits) -> dict[str, object]:
     entries, a total uncompressed size over ``max_uncompressed_bytes``, and zips in which no entry
     is a DICOM image. Returns ``{"files": n, "dicom_images": k}``.
     """
-    import pydicom
 
     try:
         zf = zipfile.ZipFile(path)
@@ -313,7 +313,6 @@ def validate_label_map(path: Path, reference_grid: dict[str, object]) -> LabelMa
     checked). ``reference_grid`` is :meth:`Volume.geometry` of the study's image (input
     geometry). Returns the label map.
     """
-    from liverseg.service.volumes import read_label_volume
 
     study = Grid.from_geometry(reference_grid)
     header = read_grid(path)  # header only: size limit, 3D, geometry
@@ -322,4 +321,4 @@ def validate_label_map(path: Path, reference_grid: dict[str, object]) -> LabelMa
             f"label map shape (z, y, x) must be {study.shape} like the study, got {header.shape}"
         )
     study.require_same(header, "label map", reference="study", error=InputError)
-    return read_label_volume(path)  # InputError naming the values unless all are in {0, 1, 2}
+    return volumes.read_label_volume(path)  # InputError naming the values unless all are in {0, 1, 2}
