@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from liverseg.service.config import DEFAULT_DATA_DIR
+from liverseg.service_defaults import DEFAULT_DATA_DIR
 
 
 def register(subparsers: Any) -> None:
