@@ -13,7 +13,6 @@ import zipfile
 from pathlib import Path
 
 import httpx
-import pytest
 from svc_browser import (
     BROWSER_MARKS,
     SAMPLE,
