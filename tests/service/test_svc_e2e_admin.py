@@ -24,7 +24,10 @@ from svc_browser import (
 )
 from svc_fakes import PASSWORDS, make_ct
 
+from liverseg.catalog import resolve_model
+
 pytestmark = BROWSER_MARKS
+DEFAULT = resolve_model("default")  # the shipped model active on a fresh service
 
 
 def _model_zip(folder: Path, name: str, version: str) -> Path:
@@ -108,14 +111,13 @@ def test_admin_journey(tmp_path: Path) -> None:
         # activation asks for a confirmation and a reason
         new.locator("button[data-action=active]").click()
         expect(p.locator("#activate-dialog")).to_be_visible()
-        expect(p.locator("#activate-current")).to_have_text("liver-cascade 0.1.0")
+        expect(p.locator("#activate-current")).to_have_text(f"{DEFAULT.name} {DEFAULT.version}")
         p.fill("#activate-reason", "retrained on more cases; gate passed")
         b.shot("activate_dialog")
         p.click("#activate-confirm")
         expect(new).to_have_attribute("data-status", "active", timeout=10_000)
-        expect(p.locator("#models-table tbody tr[data-name='liver-cascade']")).to_have_attribute(
-            "data-status", "retired"
-        )
+        shipped_row = f"#models-table tbody tr[data-name='{DEFAULT.name}'][data-version='{DEFAULT.version}']"
+        expect(p.locator(shipped_row)).to_have_attribute("data-status", "retired")
         b.shot("model_activated")
 
         # triage: readable, and a saved row stays in view

@@ -33,7 +33,7 @@ document.addEventListener("DOMContentLoaded", () => {
       }
       if (m.status !== "retired") actions.push(el("button", {type: "button", class: "secondary", dataset: {action: "retired"}, on: {click: () => setStatus(m, "retired")}}, "Retire"));
       if (m.status === "retired") actions.push(el("button", {type: "button", class: "secondary", dataset: {action: "candidate"}, on: {click: () => setStatus(m, "candidate")}}, "Make candidate"));
-      return el("tr", {dataset: {id: m.id, status: m.status, name: m.name}},
+      return el("tr", {dataset: {id: m.id, status: m.status, name: m.name, version: m.version}},
         el("td", {}, m.name), el("td", {}, m.version), el("td", {}, KINDS[m.kind] || m.kind || "–"), el("td", {}, m.source),
         el("td", {class: "status-" + m.status}, m.status), gateCell(m), metricsCell(m.metrics),
         el("td", {}, m.card ? el("details", {}, el("summary", {}, "card"), el("pre", {class: "card-text"}, m.card)) : "no card"),
