@@ -110,6 +110,16 @@ def _json_ready(obj: Any) -> Any:
     return obj
 
 
+def _max_per_lesion(codes: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
+    """Largest ``codes`` value within each lesion ``1..n`` of ``ids`` (same shape): shape ``(n,)``.
+
+    Only the lesion voxels are handed to scipy (its per-label reduction sorts what it gets: on the
+    whole 512 x 512 x 200 grid that took 4 s of a 12 s segmentation).
+    """
+    inside = ids > 0
+    return np.atleast_1d(ndimage.maximum(codes[inside], labels=ids[inside], index=np.arange(1, n + 1)))
+
+
 def _lesion_confidence(
     image: Volume, labels: Volume, scan: Any, lesions: list[dict], confidence: Volume | None
 ) -> list[dict]:
@@ -121,7 +131,7 @@ def _lesion_confidence(
     labels.require_same_grid(confidence, what="lesion confidence map")
     codes = scan.reorientation.to_canonical_array(np.asarray(confidence.array))
     if scan.n_lesions:
-        best = ndimage.maximum(codes, labels=scan.lesion_ids, index=np.arange(1, scan.n_lesions + 1))
+        best = _max_per_lesion(codes, scan.lesion_ids, scan.n_lesions)
         for les, code in zip(lesions, np.atleast_1d(best), strict=True):
             les["confidence"] = round(float(decode_confidence(code)), 3) if code > 0 else None
     lab = np.asarray(labels.array)
@@ -132,7 +142,7 @@ def _lesion_confidence(
     possible_map[cand] = 2
     pscan = canonical_scan(image, labels.with_array(possible_map))
     possible = measure_lesions(image, labels.with_array(possible_map), scan=pscan)
-    best = ndimage.maximum(codes, labels=pscan.lesion_ids, index=np.arange(1, pscan.n_lesions + 1))
+    best = _max_per_lesion(codes, pscan.lesion_ids, pscan.n_lesions)
     for les, code in zip(possible, np.atleast_1d(best), strict=True):
         les["id"] += len(lesions)
         les["confidence"] = round(float(decode_confidence(code)), 3)
