@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 from scipy import ndimage
 
@@ -79,15 +80,7 @@ def load_schema() -> dict[str, Any]:
 
 
 def validate_report(report: Mapping[str, Any]) -> None:
-    """Raise :class:`OutputError` when ``report`` does not match ``report.schema.json``.
-
-    Needs the ``jsonschema`` package; without it the check is skipped with a logged warning.
-    """
-    try:
-        import jsonschema
-    except ImportError:  # pragma: no cover - jsonschema is a declared dependency
-        log.warning("jsonschema is not installed: the report was not validated against its schema")
-        return
+    """Raise :class:`OutputError` when ``report`` does not match ``report.schema.json``."""
     validator = jsonschema.Draft202012Validator(load_schema())
     errors = sorted(validator.iter_errors(report), key=lambda e: list(e.absolute_path))
     if errors:
