@@ -39,3 +39,8 @@ class OutputError(LiversegError):
 
 class PacsError(LiversegError):
     """A PACS (DICOMweb) request failed: unreachable, refused, or answered with an error."""
+
+
+class MissingExtraError(LiversegError, ImportError):
+    """An optional part of liverseg is used without its pip extra installed (see
+    :mod:`liverseg.extras`); the message names the extra to install."""

@@ -11,14 +11,13 @@ or more on these blobs.
 
 from __future__ import annotations
 
+import monai.metrics as monai_metrics
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage
 
-torch = pytest.importorskip("torch")
-monai_metrics = pytest.importorskip("monai.metrics")
-
-from liverseg.metrics import assd, dice, hd95, mssd  # noqa: E402
+from liverseg.metrics import assd, dice, hd95, mssd
 
 SPACING = (2.5, 0.8, 1.1)
 

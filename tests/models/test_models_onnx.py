@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
 
 from liverseg.errors import OutputError
 from liverseg.models import MODELS, build_model, export_onnx
-
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
 
 
 def _compare(model: torch.nn.Module, path, shapes, *, max_mismatch: float = 0.0) -> None:

@@ -10,13 +10,13 @@ import io
 import zipfile
 
 import numpy as np
+import pydicom
 import pytest
 
 from liverseg.io import Volume
 from liverseg.metrics import evaluate_case
 from liverseg.reporting import build_report
 
-pydicom = pytest.importorskip("pydicom")
 pytestmark = pytest.mark.shared_data
 
 

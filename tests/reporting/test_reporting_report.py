@@ -246,3 +246,17 @@ def test_possible_lesions_are_listed_flagged_and_not_counted():
     plain = _report(image, labels)
     assert all(les["confidence"] is None and les["possible"] is False for les in plain["lesions"])
     assert plain["possible_lesion_count"] == 0
+
+
+def test_max_per_lesion_matches_a_loop_over_lesions() -> None:
+    from liverseg.reporting.report import _max_per_lesion
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 5, size=(6, 7, 8)).astype(np.int32)
+    ids[ids == 3] = 0  # lesion 3 absent: scipy's value for a missing label (0) is kept
+    codes = rng.integers(0, 200, size=ids.shape).astype(np.uint8)
+    got = _max_per_lesion(codes, ids, 4)
+    assert got.shape == (4,)
+    for k in (1, 2, 4):
+        assert got[k - 1] == codes[ids == k].max()
+    assert got[2] == 0

@@ -13,7 +13,6 @@ import zipfile
 from pathlib import Path
 
 import httpx
-import pytest
 from svc_browser import (
     BROWSER_MARKS,
     SAMPLE,
@@ -145,18 +144,6 @@ def test_admin_journey(tmp_path: Path) -> None:
     assert errors == [], errors
 
 
-def _real_pipeline_ready() -> str | None:
-    try:
-        from liverseg.catalog import resolve_model
-        from liverseg.inference import run_segment  # noqa: F401
-
-        resolve_model("default")
-    except Exception as exc:  # not installed or no shipped model
-        return f"real pipeline not available ({exc})"
-    return None if SAMPLE.exists() else f"bundled sample missing: {SAMPLE}"
-
-
-@pytest.mark.skipif(_real_pipeline_ready() is not None, reason=str(_real_pipeline_ready()))
 def test_real_pipeline_in_the_viewer(tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 

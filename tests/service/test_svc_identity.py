@@ -10,11 +10,11 @@ import stat
 from urllib.parse import quote
 
 import numpy as np
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import select
 from svc_fakes import dicom_zip_bytes, make_ct, write_ct
 
 from liverseg.errors import InputError
-from liverseg.service.db import SCHEMA_VERSION, Database, SchemaVersion, Study
+from liverseg.service.db import Study
 from liverseg.service.errors import public_message
 
 RAW = {"Content-Type": "application/octet-stream"}
@@ -116,26 +116,6 @@ def test_exported_corrections_keep_a_patients_studies_together(svc, tmp_path):
     export_corrections(svc.database, svc.config.data_dir, tmp_path / "out")
     patients = {case.patient_id for case in load_dataset(tmp_path / "out").cases}
     assert len(patients) == 1 and "PX-1" not in next(iter(patients))
-
-
-def test_a_version_1_database_is_upgraded_in_place(db_url):
-    url = db_url
-    Database(url).dispose()
-    engine = create_engine(url)
-    with engine.begin() as conn:  # back to the version 1 schema: no identity columns
-        conn.execute(text("DROP INDEX ix_studies_patient_id"))
-        for col in ("patient_id", "accession_number", "study_date", "series_description", "deidentified"):
-            conn.execute(text(f"ALTER TABLE studies DROP COLUMN {col}"))
-        conn.execute(text("DELETE FROM schema_version"))
-        conn.execute(text("INSERT INTO schema_version (version, applied_at) VALUES (1, '2026-01-01')"))
-    engine.dispose()
-    db = Database(url)
-    columns = {c["name"] for c in inspect(db.engine).get_columns("studies")}
-    assert {"patient_id", "accession_number", "study_date", "series_description", "deidentified"} <= columns
-    with db.session() as s:
-        assert sorted(s.scalars(select(SchemaVersion.version)).all()) == [1, SCHEMA_VERSION]
-    db.dispose()
-    Database(url).dispose()  # idempotent
 
 
 def test_error_messages_name_files_not_server_paths(tmp_path):

@@ -193,7 +193,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 # --- export-corrections (added by the service engineer; self-contained) ----------------------
 def _register_export_corrections(sub: argparse._SubParsersAction) -> None:
-    from liverseg.service.config import DEFAULT_DATA_DIR
+    from liverseg.service_defaults import DEFAULT_DATA_DIR
 
     p = sub.add_parser(
         "export-corrections",

@@ -1,8 +1,8 @@
 """``liverseg demo``: segment the bundled sample CT with the shipped model and write a report.
 
 The sample is a small derivative of CHAOS CT case 3 (CC BY-SA 4.0; see
-``liverseg/sample/ATTRIBUTION.md``). When the sample is not installed, a synthetic phantom
-(clearly labelled as such) is used instead.
+``liverseg/sample/ATTRIBUTION.md``); it ships inside the package, so a missing sample is a broken
+installation and an error (never a silent switch to synthetic data).
 """
 
 from __future__ import annotations
@@ -12,10 +12,6 @@ import logging
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample"
-SAMPLE_IMAGE = SAMPLE_DIR / "chaos_ct3_image.nii.gz"
-SAMPLE_LABEL = SAMPLE_DIR / "chaos_ct3_label.nii.gz"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,27 +31,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from liverseg.cli.segment import print_summary
+    from liverseg.errors import InputError
     from liverseg.inference import SegmentOptions, run_segment
-    from liverseg.io import read_volume, write_volume
+    from liverseg.io import SAMPLE_IMAGE, SAMPLE_LABEL, read_volume
 
+    for path in (SAMPLE_IMAGE, SAMPLE_LABEL):
+        if not path.is_file():
+            raise InputError(
+                "the bundled sample is missing from this installation (reinstall liverseg)", path
+            )
+    image_path, ref_path = SAMPLE_IMAGE, SAMPLE_LABEL
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    if SAMPLE_IMAGE.exists():
-        image_path, ref_path, what = (
-            SAMPLE_IMAGE,
-            SAMPLE_LABEL,
-            "bundled sample (CHAOS CT case 3 derivative, CC BY-SA 4.0)",
-        )
-    else:
-        from liverseg.synth import make_phantom
-
-        log.warning("bundled sample not installed: using a SYNTHETIC phantom (not real data)")
-        image, label, _ = make_phantom(0)
-        image_path, ref_path = out / "phantom_image.nii.gz", out / "phantom_label.nii.gz"
-        write_volume(image, image_path)
-        write_volume(label, ref_path)
-        what = "synthetic phantom (not real data)"
-    print(f"Input              : {what}")
+    print("Input              : bundled sample (CHAOS CT case 3 derivative, CC BY-SA 4.0)")
     report = run_segment(
         image_path,
         out / "labels.nii.gz",
@@ -65,11 +53,10 @@ def run(args: argparse.Namespace) -> int:
         options=SegmentOptions(model=args.model, device=args.device),
     )
     print_summary(report)
-    if ref_path.exists():
-        from liverseg.metrics import dice
+    from liverseg.metrics import dice
 
-        pred = read_volume(out / "labels.nii.gz", kind="label").array
-        ref = read_volume(ref_path, kind="label").array
-        print(f"Liver Dice vs reference label: {dice(pred >= 1, ref >= 1):.3f}")
+    pred = read_volume(out / "labels.nii.gz", kind="label").array
+    ref = read_volume(ref_path, kind="label").array
+    print(f"Liver Dice vs reference label: {dice(pred >= 1, ref >= 1):.3f}")
     print(f"Outputs            : {out}/labels.nii.gz, report.json, report.html, overlays/")
     return 0

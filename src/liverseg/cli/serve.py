@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from liverseg.service.config import DEFAULT_ALLOWED_HOSTS, DEFAULT_DATA_DIR, ServiceConfig
+from liverseg.service_defaults import DEFAULT_ALLOWED_HOSTS, DEFAULT_DATA_DIR
 
 log = logging.getLogger(__name__)
 PURGE_EVERY_S = 3600.0
@@ -90,11 +90,14 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from liverseg.extras import require
+
+    require("service", "liverseg serve")
     import uvicorn
 
     from liverseg.errors import ConfigError
     from liverseg.service.app import create_app
-    from liverseg.service.config import UploadLimits
+    from liverseg.service.config import ServiceConfig, UploadLimits
     from liverseg.service.lifecycle import purge_expired
     from liverseg.service.worker import start_worker
     from liverseg.utils import set_umask

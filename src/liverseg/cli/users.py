@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from liverseg.service.config import DEFAULT_DATA_DIR
+from liverseg.service_defaults import DEFAULT_DATA_DIR
 
 
 def register(subparsers: Any) -> None:
@@ -95,6 +95,9 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from liverseg.extras import require
+
+    require("service", "liverseg users")
     from sqlalchemy import select
 
     from liverseg.service.db import User

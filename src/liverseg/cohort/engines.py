@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from liverseg.cohort.worker import CaseOutcome, CaseTask, CaseWorker, WorkerSettings
 from liverseg.errors import LiversegError
+from liverseg.extras import require
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +69,9 @@ def make_engine(name: str, **ray_options: Any) -> Engine:
             )
         return LocalEngine()
     if name == "ray":
-        try:
-            # a lazy boundary: ray is an optional dependency, imported only for --engine ray
-            from liverseg.cohort.ray_engine import RayEngine
-        except ModuleNotFoundError as exc:
-            if exc.name != "ray" and not str(exc.name).startswith("ray."):
-                raise
-            raise LiversegError(
-                "--engine ray needs Ray, an optional dependency: pip install 'liverseg[cluster]'"
-            ) from exc
+        # a lazy boundary: ray is the cluster extra's, imported only for --engine ray
+        require("cluster", "--engine ray")
+        from liverseg.cohort.ray_engine import RayEngine
+
         return RayEngine(**{k: v for k, v in ray_options.items() if v is not None})
     raise LiversegError(f"unknown engine {name!r}: expected one of {', '.join(ENGINES)}")

@@ -23,11 +23,14 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayError
-
 from liverseg.cohort.worker import CaseOutcome, CaseTask, CaseWorker, WorkerSettings, one_line
 from liverseg.errors import LiversegError
+from liverseg.extras import require
+
+require("cluster", "--engine ray (liverseg.cohort.ray_engine)")  # before importing ray
+
+import ray  # noqa: E402
+from ray.exceptions import GetTimeoutError, RayActorError, RayError  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -33,6 +33,7 @@ The numbers are those of the case's JSON report (``<case>.report.json``), rounde
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import logging
 import time
@@ -148,14 +149,12 @@ class CohortTable:
 
     def write_parquet(self) -> Path | None:
         """Write ``cohort.parquet`` beside the CSV when pyarrow is installed; its path, or None."""
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ModuleNotFoundError as exc:
-            if exc.name not in ("pyarrow", "pyarrow.parquet"):
-                raise
-            log.info("pyarrow is not installed: no cohort.parquet (pip install 'liverseg[parquet]')")
+        if importlib.util.find_spec("pyarrow") is None:  # an optional output of the cluster extra
+            log.info("pyarrow is not installed: no cohort.parquet (pip install 'liverseg[cluster]')")
             return None
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         types = {"string": pa.string(), "bool": pa.bool_(), "float64": pa.float64(), "int64": pa.int64()}
         schema = pa.schema([(name, types[kind]) for name, kind in COLUMNS.items()])
         table = pa.Table.from_pylist([{k: r[k] for k in COLUMNS} for r in self.rows.values()], schema=schema)

@@ -399,6 +399,7 @@ def run_segment(
             input_info["identity"] = dict(identity)
         if "dicom" in image.metadata:
             input_info["dicom"] = dicom_input_summary(image)
+        t0 = time.perf_counter()
         report = build_report(
             image,
             result.labels,
@@ -408,6 +409,7 @@ def run_segment(
             warnings=result.warnings,
             lesion_confidence=result.lesion_confidence,
         )
+        timings["measure"] = time.perf_counter() - t0
         if dicom_seg is not None:
             t0 = time.perf_counter()
             _write_dicom_outputs(image, result.labels, report, Path(dicom_seg), dicom_sr)

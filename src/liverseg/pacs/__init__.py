@@ -11,10 +11,19 @@
 Layering: pacs sits above inference (it calls ``run_segment``) and below the service and CLI.
 """
 
-from liverseg.pacs.client import PacsClient
-from liverseg.pacs.config import PacsConfig, load_pacs_config
-from liverseg.pacs.segment import NothingToSegmentError, PacsResult, choose_series, segment_from_pacs
-from liverseg.pacs.watch import Ledger, WatchSummary, watch
+from liverseg.extras import require
+
+require("pacs", "the PACS client (liverseg.pacs)")  # before the imports: one line naming the extra
+
+from liverseg.pacs.client import PacsClient  # noqa: E402
+from liverseg.pacs.config import PacsConfig, load_pacs_config  # noqa: E402
+from liverseg.pacs.segment import (  # noqa: E402
+    NothingToSegmentError,
+    PacsResult,
+    choose_series,
+    segment_from_pacs,
+)
+from liverseg.pacs.watch import Ledger, WatchSummary, watch  # noqa: E402
 
 __all__ = [
     "Ledger",

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 from scipy import ndimage
 
@@ -79,15 +80,7 @@ def load_schema() -> dict[str, Any]:
 
 
 def validate_report(report: Mapping[str, Any]) -> None:
-    """Raise :class:`OutputError` when ``report`` does not match ``report.schema.json``.
-
-    Needs the ``jsonschema`` package; without it the check is skipped with a logged warning.
-    """
-    try:
-        import jsonschema
-    except ImportError:  # pragma: no cover - jsonschema is a declared dependency
-        log.warning("jsonschema is not installed: the report was not validated against its schema")
-        return
+    """Raise :class:`OutputError` when ``report`` does not match ``report.schema.json``."""
     validator = jsonschema.Draft202012Validator(load_schema())
     errors = sorted(validator.iter_errors(report), key=lambda e: list(e.absolute_path))
     if errors:
@@ -117,6 +110,16 @@ def _json_ready(obj: Any) -> Any:
     return obj
 
 
+def _max_per_lesion(codes: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
+    """Largest ``codes`` value within each lesion ``1..n`` of ``ids`` (same shape): shape ``(n,)``.
+
+    Only the lesion voxels are handed to scipy (its per-label reduction sorts what it gets: on the
+    whole 512 x 512 x 200 grid that took 4 s of a 12 s segmentation).
+    """
+    inside = ids > 0
+    return np.atleast_1d(ndimage.maximum(codes[inside], labels=ids[inside], index=np.arange(1, n + 1)))
+
+
 def _lesion_confidence(
     image: Volume, labels: Volume, scan: Any, lesions: list[dict], confidence: Volume | None
 ) -> list[dict]:
@@ -128,7 +131,7 @@ def _lesion_confidence(
     labels.require_same_grid(confidence, what="lesion confidence map")
     codes = scan.reorientation.to_canonical_array(np.asarray(confidence.array))
     if scan.n_lesions:
-        best = ndimage.maximum(codes, labels=scan.lesion_ids, index=np.arange(1, scan.n_lesions + 1))
+        best = _max_per_lesion(codes, scan.lesion_ids, scan.n_lesions)
         for les, code in zip(lesions, np.atleast_1d(best), strict=True):
             les["confidence"] = round(float(decode_confidence(code)), 3) if code > 0 else None
     lab = np.asarray(labels.array)
@@ -139,7 +142,7 @@ def _lesion_confidence(
     possible_map[cand] = 2
     pscan = canonical_scan(image, labels.with_array(possible_map))
     possible = measure_lesions(image, labels.with_array(possible_map), scan=pscan)
-    best = ndimage.maximum(codes, labels=pscan.lesion_ids, index=np.arange(1, pscan.n_lesions + 1))
+    best = _max_per_lesion(codes, pscan.lesion_ids, pscan.n_lesions)
     for les, code in zip(possible, np.atleast_1d(best), strict=True):
         les["id"] += len(lesions)
         les["confidence"] = round(float(decode_confidence(code)), 3)

@@ -26,7 +26,7 @@ Modules:
     registry     model registry (shipped catalog models, registered cascades, activation checks)
     gate         validation gate of a model on the bundled sample (subprocess)
     monitoring   jobs per day, stage latency p50/p95, failures, queue, flagged share per model
-    compare      follow-up vs baseline (``liverseg.reporting.compare_reports`` when present)
+    compare      follow-up vs baseline (``liverseg.reporting.compare_reports``)
     export       confirmed corrections -> prepared dataset (``liverseg data export-corrections``)
     app, routes_*  the application and its routes; templates/ and static/ (no CDN, no build step;
                  static/vendor/ holds the pinned NiiVue bundle, see scripts/update_viewer_vendor.sh)
@@ -37,6 +37,15 @@ Deployment notes:
       ``X-Forwarded-For``: cookies then get ``Secure`` and throttling sees client addresses
       (``--secure-cookies`` forces ``Secure``). Without it those headers are trusted from nobody.
     * PostgreSQL: ``--db postgresql+psycopg://USER:PASSWORD@HOST/DB`` (``pip install
-      'liverseg[postgres]'``); the same URL goes to ``liverseg users`` and ``export-corrections``.
+      'liverseg[service]'``, which brings psycopg); the same URL goes to ``liverseg users``,
+      ``liverseg db`` and ``export-corrections``.
+    * Upgrading liverseg: back up the database, then ``liverseg db upgrade`` (docs/service.md).
     * Everything (database file, uploads, results, registered models) lives in ``--data-dir``.
+
+Needs the ``service`` extra (``pip install 'liverseg[service]'``): importing this package without
+it raises :class:`liverseg.errors.MissingExtraError` naming the extra.
 """
+
+from liverseg.extras import require
+
+require("service", "the web application (liverseg.service)")

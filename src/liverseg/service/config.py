@@ -11,15 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from liverseg.service_defaults import DEFAULT_ALLOWED_HOSTS, DEFAULT_DATA_DIR
+
 if TYPE_CHECKING:
     from liverseg.pacs.config import PacsConfig
 
 __all__ = ["DEFAULT_ALLOWED_HOSTS", "DEFAULT_DATA_DIR", "ServiceConfig", "UploadLimits", "default_db_url"]
-
-DEFAULT_DATA_DIR = Path("liverseg-data")
-#: Host headers accepted by default: the service on this machine only (``--allowed-hosts`` adds
-#: the names clients use, e.g. the reverse proxy's public name).
-DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """Database schema (SQLAlchemy 2.0) and the engine/session factory.
 
-SQLite (default) and PostgreSQL (``postgresql+psycopg://``) are supported. Migrations:
-``create_all`` plus a ``schema_version`` table; a database written by a newer schema is refused,
-one written by an older schema is upgraded in place (:data:`UPGRADES`: nullable columns added
-with ``ALTER TABLE``). Timestamps are naive UTC.
+SQLite (default) and PostgreSQL (``postgresql+psycopg://``) are supported. The schema is made
+and changed by the Alembic revisions in ``service/migrations`` only (:mod:`liverseg.service.migrate`):
+a fresh database is migrated to the head when opened, an older one is refused until the
+administrator runs ``liverseg db upgrade``, a newer one is refused. A change to these models
+needs a new revision (tests/service/test_svc_migrations.py compares the two). Timestamps are
+naive UTC.
 
 SQLite concurrency (one writer at a time, readers never blocked in WAL mode):
 
@@ -43,14 +45,13 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
-    inspect,
-    select,
     text,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from liverseg.errors import ConfigError
+from liverseg.service.migrate import prepare
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -65,12 +66,14 @@ __all__ = [
     "Study",
     "User",
     "UserSession",
+    "redact_url",
     "utcnow",
     "write_lock",
 ]
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 2
+#: the last ``schema_version`` row (revision 0003); Alembic's revision is the version since
+SCHEMA_VERSION = 3
 
 ROLES = ("clinician", "admin")
 JOB_STATES = ("queued", "running", "done", "failed")
@@ -91,7 +94,8 @@ class Base(DeclarativeBase):
 
 
 class SchemaVersion(Base):
-    """One row: the schema version the database was created with."""
+    """The schema versions of the releases before Alembic (1: 0.1.0, 2, 3: Alembic took over);
+    kept so that those releases refuse a database migrated since (see migration 0003)."""
 
     __tablename__ = "schema_version"
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -255,35 +259,6 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-#: schema version -> (table, column) added by it (nullable columns only, so ALTER TABLE suffices;
-#: a later release moves to Alembic migrations)
-UPGRADES: dict[int, list[tuple[str, str]]] = {
-    2: [
-        ("studies", "patient_id"),
-        ("studies", "accession_number"),
-        ("studies", "study_date"),
-        ("studies", "series_description"),
-        ("studies", "deidentified"),
-    ],
-}
-
-_AUDIT_TRIGGERS = {
-    "sqlite": [
-        "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit_events "
-        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
-        "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit_events "
-        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
-    ],
-    "postgresql": [
-        "CREATE OR REPLACE FUNCTION liverseg_audit_append_only() RETURNS trigger AS $$ "
-        "BEGIN RAISE EXCEPTION 'audit_events is append-only'; END; $$ LANGUAGE plpgsql",
-        "DROP TRIGGER IF EXISTS audit_append_only ON audit_events",
-        "CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit_events "
-        "FOR EACH ROW EXECUTE FUNCTION liverseg_audit_append_only()",
-    ],
-}
-
-
 @event.listens_for(Session, "before_flush")
 def _refuse_audit_changes(session: Session, _ctx: Any, _instances: Any) -> None:
     """ORM-level guard: audit rows may be added, never modified or deleted."""
@@ -297,7 +272,8 @@ class Database:
 
     Args:
         url: SQLAlchemy URL (``sqlite:///path.db`` or ``postgresql+psycopg://user:pw@host/db``).
-        create: create missing tables, triggers and the schema version row.
+        create: create a fresh database, check the schema revision of an existing one
+            (:func:`liverseg.service.migrate.prepare`); ``False`` for ``liverseg db``.
     """
 
     def __init__(self, url: str, *, create: bool = True) -> None:
@@ -305,7 +281,7 @@ class Database:
         try:
             self.engine: Engine = _make_engine(url)
         except Exception as exc:  # bad URL, missing driver
-            raise ConfigError(f"cannot use database URL {_redact(url)!r}: {exc}") from exc
+            raise ConfigError(f"cannot use database URL {redact_url(url)!r}: {exc}") from exc
         self.dialect = self.engine.dialect.name
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._request_sessions = sessionmaker(
@@ -315,41 +291,9 @@ class Database:
             self.create_schema()
 
     def create_schema(self) -> None:
-        """Create tables and triggers if missing; check the schema version, upgrade an older one."""
-        Base.metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
-            for stmt in _AUDIT_TRIGGERS.get(self.dialect, []):
-                conn.execute(text(stmt))
-        with self.session() as s:
-            found = s.scalars(select(SchemaVersion.version)).all()
-            if not found:
-                s.add(SchemaVersion(version=SCHEMA_VERSION))
-            elif max(found) > SCHEMA_VERSION:
-                raise ConfigError(
-                    f"database schema version {max(found)} is newer than this liverseg "
-                    f"(expects {SCHEMA_VERSION}); upgrade liverseg"
-                )
-            current = max(found) if found else SCHEMA_VERSION
-        for version in range(current + 1, SCHEMA_VERSION + 1):
-            self._upgrade(version)
-
-    def _upgrade(self, version: int) -> None:
-        """Add the nullable columns :data:`UPGRADES` lists for ``version`` (skips existing ones)."""
-        table_columns: dict[str, set[str]] = {}
-        with self.engine.begin() as conn:
-            insp = inspect(conn)
-            for table, column in UPGRADES[version]:
-                have = table_columns.setdefault(table, {c["name"] for c in insp.get_columns(table)})
-                if column in have:
-                    continue
-                col = Base.metadata.tables[table].c[column]
-                ddl = col.type.compile(dialect=self.engine.dialect)
-                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
-            for table in table_columns:
-                for index in Base.metadata.tables[table].indexes:
-                    index.create(conn, checkfirst=True)
-            conn.execute(SchemaVersion.__table__.insert().values(version=version, applied_at=utcnow()))
-        log.info("database schema upgraded to version %d", version)
+        """Create a fresh database (every migration to the head) or check that this one is at the
+        head; :class:`ConfigError` for an older (``liverseg db upgrade``) or a newer schema."""
+        prepare(self.engine, redact_url(self.url))
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -398,7 +342,8 @@ def write_lock(session: Session) -> None:
         _begin_write(conn)
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
+    """``url`` without its user and password (for messages and logs)."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"

@@ -29,6 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from liverseg import catalog
 from liverseg.errors import InputError
 from liverseg.service.db import MODEL_STATES, Database, ModelVersion
 from liverseg.service.storage import Storage, _bad_member_name
@@ -49,15 +50,9 @@ MAX_MODEL_BYTES = 2 * 1024**3
 
 
 def _shipped_models() -> list[dict[str, Any]]:
-    try:
-        from liverseg.catalog import list_shipped_models
-    except ImportError:
-        return []
-    try:
-        return list_shipped_models()
-    except Exception:  # a broken catalog must not stop the service; it is logged
-        log.exception("cannot list the shipped models")
-        return []
+    """The catalog's models (looked up on the module at call time, so tests may replace it); a
+    damaged catalog raises: the service does not start on a broken installation."""
+    return catalog.list_shipped_models()
 
 
 def _shipped_kind(m: dict[str, Any]) -> str:

@@ -41,10 +41,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.networks.layers import gaussian_1d, separable_filtering
 
+from liverseg.extras import require
 from liverseg.training.augment_params import AugmentParams, sample_params
 from liverseg.training.config import AugmentConfig
+
+require("train", "training augmentation (liverseg.training.augment_apply)")  # before importing MONAI
+
+from monai.networks.layers import gaussian_1d, separable_filtering  # noqa: E402
 
 __all__ = ["apply_batch", "augment_batch", "elastic_field"]
 

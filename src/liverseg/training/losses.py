@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from liverseg.errors import ConfigError
+from liverseg.extras import require
 from liverseg.training.config import LossConfig
 
 __all__ = ["WeightedBCELoss", "build_loss"]
@@ -69,6 +70,7 @@ def build_loss(cfg: LossConfig, num_classes: int) -> nn.Module:
         return nn.CrossEntropyLoss(weight=weights)
     if cfg.name == "wbce":
         return WeightedBCELoss(cfg.bce_weights[0], cfg.bce_weights[1], cfg.include_background)
+    require("train", f"the {cfg.name!r} loss")
     from monai.losses import DiceCELoss, DiceLoss, FocalLoss, TverskyLoss
 
     incl = cfg.include_background

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from liverseg.extras import require
 from liverseg.utils import atomic_path, atomic_write_text
 
 __all__ = ["COLUMNS", "RunLogger", "plot_curves"]
@@ -46,6 +47,7 @@ class RunLogger:
         if resume_epoch is not None and csv_path.is_file():
             with open(csv_path, newline="", encoding="utf-8") as fh:
                 self.rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) <= resume_epoch]
+        require("train", "the training log (TensorBoard)")
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from liverseg.errors import ConfigError
+from liverseg.extras import require
 from liverseg.training.config import TrainConfig
 from liverseg.training.config_io import load_config, save_config
 from liverseg.training.experiments import variant, write_csv, write_markdown
@@ -103,12 +104,9 @@ def tune(
         variant(base, [f"{k}={v}" for k, v in combo.items()])
     rows: list[dict[str, Any]] = []
     if optuna_trials:
-        try:
-            import optuna
-        except ImportError as exc:
-            raise ConfigError(
-                "--optuna needs the optuna package (pip install optuna); use the grid instead"
-            ) from exc
+        require("train", "--optuna")
+        import optuna
+
         study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
 
         def objective(trial: Any) -> float:
