@@ -154,20 +154,24 @@ def check_label_map(
     if isinstance(volume, LabelMap) and volume.allowed == (0, 1, 2) and path is None:
         return volume
     allowed = (0, 1, 2, 255) if allow_binary_255 else (0, 1, 2)
-    metadata = dict(volume.metadata)
-    if path is not None:
-        metadata["source"] = str(path)
-    labels = LabelMap(volume.array, volume.spacing, volume.origin, volume.direction, metadata, allowed)
-    values = labels.values
-    if allow_binary_255 and 255 in values and (1 in values or 2 in values):
-        raise InputError(
-            f"expected either a 0/1/2 label map or a 0/255 binary mask, got values {_fmt_values(values)}",
-            path,
-        )
-    if path is not None:
+    try:
         labels = LabelMap(
-            labels.array, labels.spacing, labels.origin, labels.direction, volume.metadata, allowed
+            volume.array, volume.spacing, volume.origin, volume.direction, volume.metadata, allowed
         )
+    except InputError as exc:
+        if path is None:
+            raise
+        message = str(exc)
+        if exc.path is not None and message.startswith(f"{exc.path}: "):
+            message = message[len(f"{exc.path}: ") :]
+        raise InputError(message, path) from exc
+    if allow_binary_255:
+        values = labels.values
+        if 255 in values and (1 in values or 2 in values):
+            raise InputError(
+                f"expected either a 0/1/2 label map or a 0/255 binary mask, got values {_fmt_values(values)}",
+                path,
+            )
     return labels
 
 
