@@ -25,6 +25,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tqdm.auto import tqdm
+
+from liverseg import __version__
 from liverseg.errors import OutputError
 
 __all__ = [
@@ -265,7 +268,6 @@ def progress(iterable: Iterable[T], *, desc: str = "", total: int | None = None,
     """Wrap ``iterable`` in a tqdm progress bar on stderr unless progress is disabled."""
     if not _PROGRESS_ENABLED:
         return iterable
-    from tqdm.auto import tqdm
 
     # disable=None: no bar when stderr is not a terminal (pipes, CI, subprocesses in tests)
     return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True, disable=None, **kw)
@@ -273,7 +275,6 @@ def progress(iterable: Iterable[T], *, desc: str = "", total: int | None = None,
 
 def code_version() -> str:
     """Package version plus the git commit (and ``-dirty``) when run from a checkout."""
-    from liverseg import __version__
 
     here = Path(__file__).resolve().parent
     try:

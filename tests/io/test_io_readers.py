@@ -13,6 +13,7 @@ from PIL import Image
 
 from liverseg.errors import InputError, OutputError
 from liverseg.io import (
+    LabelMap,
     Volume,
     binary_mask_to_label,
     check_label_map,
@@ -215,12 +216,10 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     assert list(target.parent.iterdir()) == []
 
 
-def test_write_label_kind_stores_uint8_and_checks_values(tmp_path):
-    argmax = _volume().with_array(np.full((5, 6, 7), 2, np.int64))
-    path = write_volume(argmax, tmp_path / "lab.nii.gz", kind="label")
+def test_write_label_map_stores_uint8_and_checks_values(tmp_path):
+    argmax = LabelMap.on(_volume(), np.full((5, 6, 7), 2, np.int64))
+    path = write_volume(argmax, tmp_path / "lab.nii.gz")
     assert sitk.ReadImage(str(path)).GetPixelID() == sitk.sitkUInt8
     with pytest.raises(InputError, match="values"):
-        write_volume(
-            argmax.with_array(np.full((5, 6, 7), 3, np.int64)), tmp_path / "bad.nii.gz", kind="label"
-        )
+        write_volume(LabelMap.on(argmax, np.full((5, 6, 7), 3, np.int64)), tmp_path / "bad.nii.gz")
     assert not (tmp_path / "bad.nii.gz").exists()

@@ -182,7 +182,11 @@ def test_a_painted_correction_lands_on_the_input_grid_and_is_exported(svc, tmp_p
         _paint(alice, sid, svc, compress=False),
     ]
     assert [b.status_code for b in bad] == [422, 422, 422]
-    assert "0, 1 or 2" in bad[0].json()["detail"] and "voxels" in bad[1].json()["detail"]
+    detail = bad[0].json()["detail"]
+    assert (
+        "painted labels: expected a label map with values in {0 (background), 1 (liver), 2 (tumor)}" in detail
+    )
+    assert ", 7}" in detail and "voxels" in bad[1].json()["detail"]
     assert "gzip" in bad[2].json()["detail"]
     assert sorted(f.name for f in (svc.config.data_dir / "corrections").iterdir()) == [
         f"{p['id']}.painted.nii.gz"

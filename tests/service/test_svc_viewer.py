@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from svc_fakes import dicom_zip_bytes, fake_labels, make_ct
 
-from liverseg.io import Volume
+from liverseg.errors import InputError
+from liverseg.io import LabelMap, Volume
 from liverseg.reporting import build_report
 from liverseg.service.viewer import viewer_lesions
 from liverseg.service.volumes import (
@@ -71,6 +72,13 @@ def test_viewer_cache_is_ras_and_maps_both_ways_exactly(tmp_path, name):
     expected = labels.array.copy()
     expected[expected == 2] = 1
     assert np.array_equal(back.array, expected)
+    assert isinstance(back, LabelMap)
+    painted.reshape(-1)[0] = 7  # a value the viewer cannot paint: refused by the LabelMap type
+    with pytest.raises(
+        InputError,
+        match=r"painted labels: expected a label map with values in \{0 \(background\).*got values \{.*7\}",
+    ):
+        ras_to_input_labels(meta, painted.tobytes())
 
 
 def test_lesion_borders_outline_the_report_lesions(tmp_path):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from liverseg.io.volume import Volume, to_canonical
 from liverseg.utils import atomic_path
@@ -59,8 +61,6 @@ def lesion_gallery(
     Returns:
         The written path.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     orig_c, _ = to_canonical(original)
     syn_c, _ = to_canonical(synthetic)
@@ -150,8 +150,6 @@ def panel_gallery(
     dpi: int = 72,
 ) -> Path:
     """Write a PNG grid: one row per ``(row title, panels)``, liver window, optional outlines."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     n_rows = max(len(rows), 1)
     n_cols = max([len(p) for _, p in rows] + [1])

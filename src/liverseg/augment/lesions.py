@@ -32,6 +32,7 @@ from liverseg.augment.placement import Border, Region, build_region, liver_box, 
 from liverseg.augment.render import Appearance, render_lesion, sample_appearance
 from liverseg.augment.shapes import LesionShape, sample_diameter, sample_shape
 from liverseg.errors import GeometryError, InputError
+from liverseg.io.labels import LabelMap
 
 __all__ = ["LesionInsertion", "LesionRecord", "SkippedLesion", "insert_lesions", "make_rng"]
 
@@ -125,15 +126,10 @@ def _check_inputs(
         raise InputError(f"expected a 3D image (z, y, x) or slab (C, H, W), got shape {image.shape}")
     if label.shape != image.shape:
         raise GeometryError(f"label shape {label.shape} does not match image shape {image.shape}")
-    if not np.issubdtype(label.dtype, np.integer) and label.dtype != bool:
-        raise InputError(f"expected an integer label map (0/1/2), got dtype {label.dtype}")
-    if label.size and (int(label.min()) < 0 or int(label.max()) > TUMOR):
-        raise InputError(
-            f"expected label values in {{0, 1, 2}}, got values from {int(label.min())} to {int(label.max())}"
-        )
     sp = tuple(float(s) for s in np.asarray(spacing, dtype=float).reshape(-1))
     if len(sp) != 3 or not all(np.isfinite(s) and s > 0 for s in sp):
         raise GeometryError(f"spacing_zyx must be 3 positive numbers (mm), got {spacing!r}")
+    LabelMap(label, sp)  # InputError unless integers in {0, 1, 2}
     return sp  # type: ignore[return-value]
 
 

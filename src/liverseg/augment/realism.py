@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 import cc3d
 import numpy as np
 from scipy import ndimage
+from scipy.optimize import curve_fit
 
 from liverseg.metrics.diameters import longest_axial_diameter_mm
 
@@ -101,7 +102,6 @@ def _edge_width(hu: np.ndarray, d: np.ndarray, inside: float, outside: float, ra
     Fitting the whole profile (levels, position and width) is far less sensitive to noise,
     texture and neighbouring structures than reading two crossings off the noisy profile.
     """
-    from scipy.optimize import curve_fit
 
     lo = -min(_PROFILE_MM, 0.8 * radius_mm)
     edges = np.arange(lo, _PROFILE_MM + _BIN_MM, _BIN_MM)

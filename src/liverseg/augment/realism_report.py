@@ -30,6 +30,7 @@ from liverseg.augment.realism import (
     summarize,
     values_of,
 )
+from liverseg.data import load_dataset
 from liverseg.errors import InputError
 from liverseg.io import to_canonical
 from liverseg.utils import atomic_write_text, code_version, progress
@@ -163,7 +164,6 @@ def run_realism(
     Raises:
         InputError: no such dataset, unknown case ids, or no case with a liver.
     """
-    from liverseg.data import load_dataset
 
     params = params or LesionParams()
     if seeds < 1:

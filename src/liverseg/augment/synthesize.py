@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from liverseg.augment.gallery import lesion_gallery
 from liverseg.augment.lesions import LesionInsertion, insert_lesions
 from liverseg.augment.params import LesionParams
 from liverseg.errors import ConfigError, InputError
-from liverseg.io import Volume, read_volume, write_volume
+from liverseg.io import LabelMap, Volume, read_volume, write_volume
 from liverseg.utils import atomic_write_text, code_version
 
 __all__ = ["SynthesisOutputs", "case_name", "load_params_file", "synthesize_files"]
@@ -58,8 +59,6 @@ def load_params_file(path: str | Path | None) -> LesionParams:
         raise InputError(f"cannot read the lesion parameter file ({exc.strerror})", path) from exc
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
@@ -123,7 +122,7 @@ def synthesize_files(
     name = case_name(ct_path)
     dtype = _output_dtype(image.array)
     new_image = image.with_array(result.image.astype(dtype) if dtype is np.int16 else result.image)
-    new_label = label.with_array(result.label.astype(np.uint8))
+    new_label = LabelMap.on(label, result.label)
     paths = {
         "image": out / f"{name}_synth.nii.gz",
         "label": out / f"{name}_synth_label.nii.gz",

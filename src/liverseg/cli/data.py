@@ -18,6 +18,11 @@ __all__ = ["SUBCOMMANDS", "cmd_prepare", "cmd_split", "cmd_stats", "register"]
 
 log = logging.getLogger(__name__)
 
+#: the keys of :data:`liverseg.data.layouts.LAYOUTS`, spelled out so that building the parser
+#: (``liverseg --help``) does not import the data and io packages (tests/cli/test_cli_imports.py
+#: checks they agree)
+LAYOUT_NAMES = ("lits", "msd", "ircadb", "chaos", "png-slices", "nifti-pairs", "mrc", "slice-export")
+
 
 def _parse_map(items: list[str] | None) -> dict[int, int] | None:
     if not items:
@@ -55,15 +60,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _register_prepare(sub: argparse._SubParsersAction) -> None:
-    from liverseg.data.layouts import LAYOUTS
-
     p = sub.add_parser(
         "prepare",
         help="convert LiTS/MSD/3D-IRCADb/CHAOS/PNG/NIfTI/MRC/slice-export data into a prepared dataset",
         description="Write OUT/images/<case>.nii.gz, OUT/labels/<case>.nii.gz (0 background, 1 liver, "
         "2 tumor) and OUT/dataset.json. Re-running into an existing OUT updates it (same case ids).",
     )
-    p.add_argument("--format", required=True, choices=list(LAYOUTS), help="source layout")
+    p.add_argument("--format", required=True, choices=list(LAYOUT_NAMES), help="source layout")
     p.add_argument("src", help="source folder")
     p.add_argument("out", help="prepared dataset folder (created or updated)")
     p.add_argument(

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 
-from liverseg.synth.phantom import DEFAULT_SHAPE, DEFAULT_SPACING
-
 __all__ = ["cmd_synth", "register"]
 
 log = logging.getLogger(__name__)
+
+
+#: liverseg.synth.phantom.DEFAULT_SHAPE / DEFAULT_SPACING, spelled out so that ``liverseg --help``
+#: does not import the synth and io packages (tests/cli/test_cli_imports.py checks they agree)
+PHANTOM_SHAPE = (48, 128, 128)
+PHANTOM_SPACING = (5.0, 3.0, 3.0)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -59,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--size",
         nargs=3,
         type=int,
-        default=list(DEFAULT_SHAPE),
+        default=list(PHANTOM_SHAPE),
         metavar=("Z", "Y", "X"),
         help="array shape (default %(default)s)",
     )
@@ -67,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--spacing",
         nargs=3,
         type=float,
-        default=list(DEFAULT_SPACING),
+        default=list(PHANTOM_SPACING),
         metavar=("Z", "Y", "X"),
         help="voxel size in mm (default %(default)s)",
     )

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from liverseg.catalog import resolve_model
 from liverseg.cohort.cases import Case, is_url
 from liverseg.utils import atomic_write_text, sha256_file
 
@@ -80,7 +81,6 @@ def model_identity(options: Any) -> dict[str, Any]:
     Args:
         options: :class:`liverseg.inference.SegmentOptions`.
     """
-    from liverseg.catalog import resolve_model
 
     bundle = resolve_model(options.model)
     h = hashlib.sha256()

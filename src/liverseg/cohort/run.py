@@ -1,7 +1,6 @@
 """The cohort driver: plan (resume), run on an engine, write outputs, ledger and table.
 
 Output layout (``OUT_DIR``; ``--report``/``--html``/``--overlays`` may name other folders)::
-
     OUT_DIR/<case>.nii.gz          label map on the input's grid
     OUT_DIR/<case>.report.json     the JSON report (docs/report_schema.md)
     HTML_DIR/<case>.html           with --html
@@ -28,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tqdm.auto import tqdm
 
 from liverseg.cohort.cases import Case, is_url
 from liverseg.cohort.engines import Engine
@@ -315,7 +316,6 @@ def _remove_outputs(case: Case, decision: Decision, config: CohortConfig, ledger
 def _bar(total: int, show: bool) -> Any:
     if not show or total == 0 or not sys.stderr.isatty():  # no bar in pipes and logs
         return None
-    from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="cohort", unit="case", dynamic_ncols=True, smoothing=0.05, file=sys.stderr)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from liverseg.errors import ConfigError, InputError
+from liverseg.io.labels import LabelMap
 
 if TYPE_CHECKING:
     from liverseg.io import Volume
@@ -190,4 +191,4 @@ def apply_value_map(label: Volume, value_map: Mapping[int, int], *, path: Path |
             if src >= 0:
                 lut[src] = dst
         out = lut[arr]
-    return label.with_array(out)
+    return LabelMap.on(label, out)

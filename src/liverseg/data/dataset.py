@@ -1,7 +1,6 @@
 """The prepared dataset: ``dataset.json`` schema, fingerprint and :func:`load_dataset`.
 
 A prepared dataset (written by ``liverseg data prepare``, see docs/contracts.md) is a folder::
-
     OUT/images/<case>.nii.gz   CT in HU (int16 when integral, else float32)
     OUT/labels/<case>.nii.gz   uint8 label map 0 background / 1 liver / 2 tumor, same grid as the image
     OUT/dataset.json           the manifest described by :class:`PreparedDataset`
@@ -28,6 +27,7 @@ from liverseg.data.records import (
     write_dataset_json,
 )
 from liverseg.errors import ConfigError, GeometryError, InputError
+from liverseg.io import read_volume
 from liverseg.utils import sha256_file
 
 if TYPE_CHECKING:
@@ -112,7 +112,6 @@ class PreparedDataset:
         Raises:
             InputError: unknown case id or unreadable file. GeometryError: grids differ.
         """
-        from liverseg.io import read_volume
 
         info = self.case(case_id)
         image = read_volume(self.root / info.image, kind="image")

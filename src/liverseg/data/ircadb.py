@@ -27,6 +27,8 @@ import numpy as np
 
 from liverseg.data.cases import LayoutOptions, LoadedCase, SourceCase, case_number, sanitize_id
 from liverseg.errors import ConfigError, GeometryError, InputError
+from liverseg.io import read_dicom_series
+from liverseg.io.labels import LabelMap
 
 __all__ = ["classify_structure", "discover_ircadb", "ircadb_case_id", "load_ircadb_patient"]
 
@@ -125,7 +127,6 @@ def load_ircadb_patient(folder: Path) -> LoadedCase:
         InputError: missing ``PATIENT_DICOM``/``MASKS_DICOM``, no ``liver`` mask, unreadable DICOM.
         GeometryError: a mask stack is not on the CT's grid.
     """
-    from liverseg.io import read_dicom_series
 
     ct_path, masks_path = _member(folder, "PATIENT_DICOM"), _member(folder, "MASKS_DICOM")
     if ct_path is None or masks_path is None:
@@ -198,7 +199,7 @@ def load_ircadb_patient(folder: Path) -> LoadedCase:
     )
     for w in warnings:
         log.warning("%s: %s", folder, w)
-    return LoadedCase(image=image, label=image.with_array(label), mapping=mapping, warnings=tuple(warnings))
+    return LoadedCase(image=image, label=LabelMap.on(image, label), mapping=mapping, warnings=tuple(warnings))
 
 
 def discover_ircadb(src: Path, options: LayoutOptions) -> list[SourceCase]:

@@ -18,10 +18,12 @@ import logging
 import re
 from pathlib import Path
 
+import mrcfile
 import numpy as np
 
 from liverseg.data.cases import LayoutOptions, LoadedCase, SourceCase, apply_value_map, sanitize_id
 from liverseg.errors import GeometryError, InputError
+from liverseg.io import Volume
 
 __all__ = ["discover_mrc", "load_mrc_pair", "read_mrc_array"]
 
@@ -34,7 +36,6 @@ _LAB = re.compile(r"^(?:lab|label|seg|segmentation)[_-]?(.+)\.mrc$", re.IGNORECA
 
 def read_mrc_array(path: Path) -> np.ndarray:
     """The 3D data of an MRC file as stored, ``(nz, ny, nx)`` = the ``(x, y, z)`` LiTS order here."""
-    import mrcfile
 
     try:
         with mrcfile.open(path, permissive=True) as mrc:
@@ -54,7 +55,6 @@ def load_mrc_pair(
     value_map: dict[int, int],
 ) -> LoadedCase:
     """Read an image/label MRC pair as LPS volumes (see the module docstring for the axes)."""
-    from liverseg.io import Volume
 
     warnings: list[str] = []
     if spacing_zyx is None:

@@ -24,6 +24,7 @@ from liverseg.data.cases import (
     volume_files,
 )
 from liverseg.errors import GeometryError, InputError
+from liverseg.io import read_volume
 
 __all__ = ["discover_lits", "discover_msd", "discover_nifti_pairs", "load_label_pair"]
 
@@ -53,7 +54,6 @@ def load_label_pair(
     Raises:
         InputError: unreadable file or unmapped label values. GeometryError: different grids.
     """
-    from liverseg.io import read_volume
 
     image = read_volume(image_path, kind="image")
     identity = dict(value_map) == IDENTITY_MAP

@@ -29,6 +29,8 @@ from liverseg.data.dataset import (
 )
 from liverseg.data.layouts import discover_cases
 from liverseg.data.stats import case_statistics
+from liverseg.io import write_volume
+from liverseg.io.labels import check_label_map
 from liverseg.utils import code_version, ensure_parent, progress, sha256_file
 
 __all__ = ["prepare_case", "prepare_dataset"]
@@ -68,12 +70,11 @@ def prepare_case(out: Path, source: SourceCase, loaded: LoadedCase) -> CaseInfo:
         GeometryError: label and image grids differ. InputError: label values outside 0/1/2.
         OutputError: the files cannot be written.
     """
-    from liverseg.io import write_volume
 
     stats = case_statistics(loaded.image, loaded.label)
     image_rel, label_rel = f"images/{source.case_id}.nii.gz", f"labels/{source.case_id}.nii.gz"
     write_volume(loaded.image.with_array(_storage_array(loaded.image.array)), out / image_rel)
-    write_volume(loaded.label.with_array(loaded.label.array.astype(np.uint8, copy=False)), out / label_rel)
+    write_volume(check_label_map(loaded.label), out / label_rel)
     extra: dict[str, object] = {"source_format": source.source_format, **loaded.extra}
     if loaded.warnings:
         extra["warnings"] = list(loaded.warnings)

@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from liverseg.data.cases import LayoutOptions, LoadedCase, SourceCase, case_number, sanitize_id
 from liverseg.data.spacing_estimate import (
     DEFAULT_REFERENCE,
@@ -46,7 +44,7 @@ from liverseg.data.spacing_estimate import (
 )
 from liverseg.errors import ConfigError, InputError
 from liverseg.io.slice_export import SliceExportSpec, read_slice_export, regular_step
-from liverseg.io.volume import Volume
+from liverseg.io.volume import Grid, Volume
 
 __all__ = ["SpacingRow", "discover_slice_export", "image_quality", "is_full_quality", "read_spacing_csv"]
 
@@ -266,8 +264,8 @@ class _Export:
 def _regrid(volume: Volume, spacing_zyx: tuple[float, float, float], step: int) -> Volume:
     """The same stack with another spacing (origin z = first slice index x original spacing)."""
     k0 = int(volume.metadata.get("first_slice_index", 0))
-    return Volume(
-        volume.array, spacing_zyx, (0.0, 0.0, k0 * spacing_zyx[0] / step), np.eye(3), volume.metadata
+    return volume.regridded(
+        volume.array, Grid(volume.shape, spacing_zyx, (0.0, 0.0, k0 * spacing_zyx[0] / step))
     )
 
 

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from liverseg.data.cases import LayoutOptions, LoadedCase, SourceCase, case_number, sanitize_id
-from liverseg.data.stats import check_label_values
 from liverseg.errors import ConfigError, GeometryError, InputError
+from liverseg.io import read_chaos_case, read_png_stack
+from liverseg.io.labels import LabelMap, check_label_map
 
 if TYPE_CHECKING:
     from liverseg.io import Volume
@@ -29,13 +30,13 @@ def _no_map(options: LayoutOptions, fmt: str) -> None:
         raise ConfigError(f"--map does not apply to --format {fmt} (its mask values are fixed)")
 
 
-def _checked(image: Volume, label: Volume, where: Path, what: str) -> tuple[Volume, Volume]:
+def _checked(image: Volume, label: Volume, where: Path, what: str) -> tuple[Volume, LabelMap]:
     """Check ``label`` is on ``image``'s grid and holds 0/1/2; return both (label as uint8)."""
     try:
         image.require_same_grid(label, what=what)
     except GeometryError as exc:
         raise GeometryError(f"{where}: {exc}") from exc
-    return image, label.with_array(check_label_values(label.array, what=f"{what} of {where}"))
+    return image, check_label_map(label, path=where)
 
 
 # ------------------------------------------------------------------------------------- CHAOS
@@ -45,7 +46,6 @@ def _is_chaos_case(folder: Path) -> bool:
 
 def load_chaos(folder: Path) -> LoadedCase:
     """Read a CHAOS CT case folder (``DICOM_anon/`` + ``Ground/*.png``, liver only)."""
-    from liverseg.io import read_chaos_case
 
     image, label = _checked(*read_chaos_case(folder), folder, "CHAOS ground truth")
     if np.any(label.array == 2):
@@ -91,7 +91,6 @@ def _is_png_case(folder: Path) -> bool:
 
 def load_png_case(folder: Path, spacing_zyx: tuple[float, float, float] | None) -> LoadedCase:
     """Read a seed-format PNG stack (``images/`` + ``masks/``; mask 127 liver, 255 lesion)."""
-    from liverseg.io import read_png_stack
 
     image, label = _checked(
         *read_png_stack(folder / "images", folder / "masks", spacing_zyx=spacing_zyx, mask_encoding="seed"),

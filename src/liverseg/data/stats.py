@@ -8,30 +8,15 @@ from typing import TYPE_CHECKING, Any
 import cc3d
 import numpy as np
 
-from liverseg.errors import InputError
+from liverseg.io.labels import check_label_map
 
 if TYPE_CHECKING:
     from liverseg.data.dataset import CaseInfo, PreparedDataset
     from liverseg.io import Volume
 
-__all__ = ["case_statistics", "check_label_values", "count_tumor_components", "hu_range", "stats_table"]
+__all__ = ["case_statistics", "count_tumor_components", "hu_range", "stats_table"]
 
 LIVER, TUMOR = 1, 2
-
-
-def check_label_values(array: np.ndarray, *, what: str = "label map") -> np.ndarray:
-    """Return ``array`` as uint8 after checking its values are in {0, 1, 2}.
-
-    Raises:
-        InputError: other values are present (the message lists them).
-    """
-    values = np.unique(array)
-    bad = [v for v in values.tolist() if v not in (0, 1, 2)]
-    if bad:
-        raise InputError(
-            f"{what} must hold only 0 background, 1 liver, 2 tumor; found values {values.tolist()[:20]}"
-        )
-    return array.astype(np.uint8, copy=False)
 
 
 def hu_range(image: np.ndarray) -> dict[str, float]:
@@ -68,7 +53,7 @@ def case_statistics(image: Volume, label: Volume) -> dict[str, Any]:
         ``tumor_components`` (26-connectivity).
     """
     image.require_same_grid(label, what="label")
-    lab = check_label_values(label.array)
+    lab = check_label_map(label).array
     voxel_ml = image.voxel_volume_ml
     return {
         "shape_zyx": list(image.shape),

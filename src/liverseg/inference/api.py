@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,10 +18,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydicom
 
+from liverseg import catalog
 from liverseg.errors import InputError, OutputError
+from liverseg.inference.backends import resolve_device
 from liverseg.inference.lesion_confidence import LesionModel, decide_lesions
-from liverseg.io import Volume, to_canonical
+from liverseg.inference.loading import load_cascade
+from liverseg.inference.postprocess import postprocess_labels
+from liverseg.io import (
+    LabelMap,
+    Volume,
+    read_volume,
+    source_datasets,
+    to_canonical,
+    write_dicom_seg,
+    write_dicom_sr,
+    write_volume,
+)
+from liverseg.io.itk_files import ITK_WRITE_SUFFIXES, suffix_of, write_channels
+from liverseg.preprocessing import check_ct_intensities, check_field_of_view, check_volume_size
+from liverseg.reporting import build_report, write_html, write_overlays, write_report_json
+from liverseg.reporting.dicom_sr import CODING_SCHEMES, lesion_map, measurement_report, seg_reference
+from liverseg.utils import ensure_parent, output_transaction, written_path
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +127,8 @@ def prepare_model(options: SegmentOptions = SegmentOptions()) -> LoadedModel:
     calling this once when a long-lived worker starts (a cohort worker, a service worker) makes
     every later :func:`run_segment` with the same options reuse the loaded networks.
     """
-    from liverseg.catalog import resolve_model
-    from liverseg.inference.backends import resolve_device
-    from liverseg.inference.loading import load_cascade
 
-    bundle = resolve_model(options.model)
+    bundle = catalog.resolve_model(options.model)  # looked up at call time (tests replace it)
     device = resolve_device(options.device)
     backend = options.backend
     if backend == "auto":
@@ -153,8 +170,6 @@ def segment_volume(
     image: Volume, options: SegmentOptions = SegmentOptions(), progress: ProgressFn | None = None
 ) -> SegmentResult:
     """Segment liver and tumors in a CT ``image`` (HU). See the module docstring for the steps."""
-    from liverseg.inference.postprocess import postprocess_labels
-    from liverseg.preprocessing import check_ct_intensities, check_field_of_view, check_volume_size
 
     timings: dict[str, float] = {}
     warnings: list[str] = []
@@ -230,7 +245,7 @@ def segment_volume(
             warnings.append(attenuation)
 
     t0 = time.perf_counter()
-    labels = image.with_array(reorientation.to_original_array(labels_c).astype(np.uint8))
+    labels = LabelMap.on(image, reorientation.to_original_array(labels_c))
     probs = None
     if result.probabilities is not None:
         probs = reorientation.to_original_array(result.probabilities)
@@ -253,7 +268,6 @@ def _same_path(a: Path, b: Path) -> bool:
 def _probe_writable(path: Path, what: str) -> None:
     """Create, write, fsync and remove a small file beside ``path``: permissions, read-only or full
     file systems show up now, not after the segmentation."""
-    import tempfile
 
     try:
         fd, name = tempfile.mkstemp(prefix=".liverseg-probe.", dir=path.parent)
@@ -284,8 +298,6 @@ def check_output_paths(input_path: Path, outputs: dict[str, Path | None], overla
             ``"probabilities"`` are checked for a volume suffix.
         overlays_dir: the overlay pictures folder, or ``None``.
     """
-    from liverseg.io.itk_files import ITK_WRITE_SUFFIXES, suffix_of
-    from liverseg.utils import ensure_parent
 
     named = [(what, Path(p)) for what, p in outputs.items() if p is not None]
     for what, path in named:
@@ -342,9 +354,6 @@ def run_segment(
     given; without it a DICOM input's own header identity is used
     (:func:`liverseg.io.dicom_identity.identity_from_dataset`).
     """
-    from liverseg.io import read_volume, write_volume
-    from liverseg.reporting import build_report, write_html, write_overlays, write_report_json
-    from liverseg.utils import output_transaction
 
     t_start = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
@@ -422,11 +431,6 @@ def _write_dicom_outputs(
     image: Volume, labels: Volume, report: dict[str, Any], seg_path: Path, sr_path: str | Path | None
 ) -> None:
     """The DICOM-SEG (one segment per report lesion) and, if asked, the TID 1500 SR."""
-    import pydicom
-
-    from liverseg.io import source_datasets, write_dicom_seg, write_dicom_sr
-    from liverseg.reporting.dicom_sr import CODING_SCHEMES, lesion_map, measurement_report, seg_reference
-    from liverseg.utils import written_path
 
     lesions, ids = lesion_map(image, labels, report)
     write_dicom_seg(labels, image, seg_path, lesions=lesions, lesion_ids=ids)
@@ -475,14 +479,5 @@ def _input_format(path: Path, image: Volume) -> str:
 
 def _write_probabilities(image: Volume, probs: np.ndarray, path: Path) -> None:
     """Class probabilities (background, liver, tumor) as a 3-component float32 image on the input grid."""
-    import SimpleITK as sitk
 
-    from liverseg.io.itk_files import verify_itk_file
-    from liverseg.utils import atomic_path
-
-    img = sitk.GetImageFromArray(np.moveaxis(probs, 0, -1).astype(np.float32), isVector=True)
-    img.SetSpacing(image.spacing_xyz)
-    img.SetOrigin(image.origin)
-    img.SetDirection(tuple(float(v) for v in image.direction.reshape(-1)))
-    with atomic_path(path, verify=lambda tmp: verify_itk_file(tmp, img, path)) as tmp:
-        sitk.WriteImage(img, str(tmp), useCompression=True)
+    write_channels(image.grid, probs.astype(np.float32, copy=False), path)

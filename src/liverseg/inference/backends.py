@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import onnxruntime as ort
+import torch
+
+from liverseg.errors import LiversegError
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +33,6 @@ def set_cpu_threads(n: int | None) -> None:
     """
     global _CPU_THREADS
     if n is not None and n < 1:
-        from liverseg.errors import LiversegError
-
         raise LiversegError(f"the number of CPU threads must be >= 1, got {n}")
     _CPU_THREADS = n
 
@@ -50,9 +52,6 @@ class Backend(Protocol):
 
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when available else ``cpu``; ``cuda`` without a GPU is an error."""
-    import torch
-
-    from liverseg.errors import LiversegError
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -67,8 +66,6 @@ class TorchBackend:
     """Run a ``torch.nn.Module`` in inference mode (fp16 autocast on CUDA)."""
 
     def __init__(self, model: Any, device: str = "cpu") -> None:
-        import torch
-
         self.name = f"torch-{device}"
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -76,8 +73,6 @@ class TorchBackend:
             torch.set_num_threads(cpu_threads())
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        import torch
-
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
             if self.device.type == "cuda":
@@ -92,8 +87,6 @@ class OnnxBackend:
     """Run an exported ONNX graph with ONNX Runtime (CPU execution provider)."""
 
     def __init__(self, onnx_path: Path) -> None:
-        import onnxruntime as ort
-
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = cpu_threads()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

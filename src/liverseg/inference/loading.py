@@ -12,9 +12,12 @@ import logging
 import os
 from pathlib import Path
 
+from liverseg import models
 from liverseg.catalog import ModelBundle
 from liverseg.inference.backends import OnnxBackend, TorchBackend
 from liverseg.inference.predictor import Cascade, StageRunner
+from liverseg.models.export import ONNX_OPSET
+from liverseg.training.checkpoint import load_checkpoint
 from liverseg.utils import sha256_file
 
 log = logging.getLogger(__name__)
@@ -34,24 +37,20 @@ def _onnx_cache_path(checkpoint: Path) -> Path:
     """Where the ONNX export of ``checkpoint`` is kept: the user cache only, keyed by the
     checkpoint's sha256 and the ONNX opset (never beside the weights: an installed package folder
     may be read-only, and a shared one must not be written by whoever runs first)."""
-    from liverseg.models.export import ONNX_OPSET
 
     digest = sha256_file(checkpoint)
     return onnx_cache_dir() / f"{checkpoint.stem}-{digest}-opset{ONNX_OPSET}.onnx"
 
 
 def _stage_runner(checkpoint: Path, device: str, backend: str, batch_size: int) -> StageRunner:
-    from liverseg.training.checkpoint import load_checkpoint
-
     loaded = load_checkpoint(checkpoint, device="cpu")
     if backend == "onnx" and device == "cpu":
         onnx_path = _onnx_cache_path(checkpoint)
         if not onnx_path.exists():
             log.info("exporting %s to ONNX (once) at %s", checkpoint.name, onnx_path)
             # written atomically (temporary file + rename): concurrent first runs cannot see a partial graph
-            from liverseg.models import export_onnx
 
-            export_onnx(loaded.model, onnx_path, in_channels=loaded.spec.in_channels)
+            models.export_onnx(loaded.model, onnx_path, in_channels=loaded.spec.in_channels)
         return StageRunner(OnnxBackend(onnx_path), loaded.spec, batch_size=batch_size)
     return StageRunner(TorchBackend(loaded.model, device), loaded.spec, batch_size=batch_size)
 

@@ -19,6 +19,8 @@ import numpy as np
 
 from liverseg.inference.backends import Backend
 from liverseg.io import Volume
+from liverseg.preprocessing import crop, label_bbox, resample_to_spacing
+from liverseg.training.checkpoint import make_slab
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,6 @@ class StageRunner:
         ``z-k .. z+k`` (edges replicated). Chunks carry ``k`` extra slices of real context on
         each side whose outputs are discarded, so chunking never changes the result.
         """
-        from liverseg.training.checkpoint import make_slab
 
         k = int(self.spec.context_slices)
         nz = array_hu.shape[0]
@@ -73,7 +74,6 @@ class StageRunner:
         augmentation), predicted, and the probabilities are mapped back with the exact inverse of
         that resampling (linear interpolation of probabilities, never of labels).
         """
-        from liverseg.preprocessing import resample_to_spacing
 
         z, y, x = self.spec.spacing_zyx
         target = (z, float(y) * scale, float(x) * scale)  # TTA rescales in-plane only
@@ -132,7 +132,6 @@ class Cascade:
                 probs[0] = 1.0
             return CanonicalResult(empty, probs, None, False, None, timings)
         t0 = time.perf_counter()
-        from liverseg.preprocessing import crop
 
         cropped = crop(canon, box)
         scales = (1.0, 0.9, 1.1) if tta else (1.0,)
@@ -153,7 +152,6 @@ class Cascade:
         self, canon: Volume, progress: Callable[[float], None] | None = None
     ) -> tuple[slice, ...] | None:
         """Stage 1: the liver's bounding box on the canonical grid (with the stage-2 margin), or None."""
-        from liverseg.preprocessing import label_bbox, resample_to_spacing
 
         assert self.liver is not None and self.tumor is not None
         low, _ = resample_to_spacing(canon, self.liver.spec.spacing_zyx, order=1)

@@ -10,7 +10,10 @@ Public API (see docs/contracts.md "I/O"):
   :func:`write_dicom_sr`: a TID 1500 structured report (content from ``liverseg.reporting``).
 * :func:`read_png_stack`: folders of PNG slices (the seed format) as (image, label).
 * :func:`read_chaos_case`: a CHAOS CT case folder as (image, label).
-* :func:`check_label_map`, :func:`binary_mask_to_label`: label-map validation.
+* :class:`LabelMap`: the label-map type (uint8 0/1/2, checked when built; resampled
+  nearest-neighbour and written as uint8 because of its type); :func:`check_label_map`,
+  :func:`binary_mask_to_label`.
+* :class:`Grid`, :func:`read_grid`: a voxel grid without voxels (from a file header).
 * :func:`load_sample`: the bundled CHAOS-derived demo case.
 * :class:`Volume`, :func:`to_canonical`, :class:`Reorientation`: the volume type and exact reorientation.
 """
@@ -19,16 +22,19 @@ from liverseg.io.chaos import read_chaos_case
 from liverseg.io.dicom_seg import read_dicom_seg, source_datasets, write_dicom_seg
 from liverseg.io.dicom_series import inspect_dicom, list_dicom_series, read_dicom_series
 from liverseg.io.dicom_sr import write_dicom_sr
-from liverseg.io.labels import LABELS, binary_mask_to_label, check_label_map
+from liverseg.io.itk_files import read_grid
+from liverseg.io.labels import LABELS, LabelMap, binary_mask_to_label, check_label_map
 from liverseg.io.png_stack import read_png_stack
 from liverseg.io.readers import read_volume, write_volume
 from liverseg.io.sample import SAMPLE_IMAGE, SAMPLE_LABEL, load_sample
-from liverseg.io.volume import Reorientation, Volume, to_canonical
+from liverseg.io.volume import Grid, Reorientation, Volume, to_canonical
 
 __all__ = [
     "LABELS",
     "SAMPLE_IMAGE",
     "SAMPLE_LABEL",
+    "Grid",
+    "LabelMap",
     "Reorientation",
     "Volume",
     "binary_mask_to_label",
@@ -39,6 +45,7 @@ __all__ = [
     "read_chaos_case",
     "read_dicom_seg",
     "read_dicom_series",
+    "read_grid",
     "read_png_stack",
     "read_volume",
     "source_datasets",

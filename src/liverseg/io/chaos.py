@@ -17,6 +17,7 @@ import numpy as np
 
 from liverseg.errors import InputError
 from liverseg.io.dicom_series import read_dicom_series
+from liverseg.io.labels import LabelMap
 from liverseg.io.png_stack import natural_key, read_png_slices
 from liverseg.io.volume import Volume
 
@@ -94,4 +95,4 @@ def read_chaos_case(folder: str | Path) -> tuple[Volume, Volume]:
                 *_LIVER_HU_RANGE,
             )
     meta = {"source": str(ground_dir), "mapping": {"liver": 1}, "png_files": [p.name for p in pngs]}
-    return image, Volume(label, image.spacing, image.origin, image.direction, meta)
+    return image, LabelMap.on(image.grid, label, **meta)

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-from pathlib import Path
 from typing import Any
 
 import pydicom
 
-from liverseg.io.sources import FileSource
-
-__all__ = ["IDENTITY_FIELDS", "format_dicom_date", "identity_from_dataset", "read_series_identity"]
+__all__ = ["IDENTITY_FIELDS", "format_dicom_date", "identity_from_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -53,21 +50,3 @@ def identity_from_dataset(ds: pydicom.Dataset) -> dict[str, str | None]:
             text = str(raw or "").strip()
             out[key] = text or None
     return out
-
-
-def read_series_identity(
-    path: str | Path, *, series: str | None = None, subfolder: str | None = None
-) -> dict[str, str | None]:
-    """Identity of the stack that :func:`~liverseg.io.read_dicom_series` reads from ``path``
-    (same selection: :func:`~liverseg.io.dicom_series.inspect_dicom`; headers only).
-
-    Raises:
-        InputError: as the series reader does (no DICOM images, no regular stack, ...).
-    """
-    from liverseg.io.dicom_series import inspect_dicom
-
-    path = Path(path)
-    chosen = inspect_dicom(path, series=series, subfolder=subfolder).chosen
-    with FileSource(path) as src, src.open_header(chosen.first.member) as fh:
-        ds = pydicom.dcmread(fh, stop_before_pixels=True)
-    return identity_from_dataset(ds)

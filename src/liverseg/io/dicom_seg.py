@@ -23,12 +23,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import cc3d
+import highdicom as hd
 import numpy as np
+import pydicom
+from pydicom.sr.codedict import codes
+from pydicom.uid import generate_uid
 
+from liverseg import __version__
 from liverseg.errors import GeometryError, InputError, OutputError
-from liverseg.io.labels import check_label_map
+from liverseg.io.dicom_tilt import TiltGrid, labels_from_source, labels_to_source
+from liverseg.io.hd_bridge import volume_from_affine
+from liverseg.io.labels import LabelMap, check_label_map
+from liverseg.io.sources import FileSource
 from liverseg.io.volume import Volume
-from liverseg.utils import atomic_path
+from liverseg.utils import atomic_path, code_version
 
 __all__ = ["lesion_components", "read_dicom_seg", "source_datasets", "write_dicom_seg"]
 
@@ -46,7 +55,6 @@ def lesion_components(labels: np.ndarray) -> tuple[np.ndarray, list[int]]:
     The numbering a SEG gets when the caller gives no lesion map; ``run_segment`` passes the
     report's own numbering instead (:func:`liverseg.reporting.dicom_sr.lesion_map`).
     """
-    import cc3d
 
     tumor = labels == 2
     if not tumor.any():
@@ -60,12 +68,6 @@ def lesion_components(labels: np.ndarray) -> tuple[np.ndarray, list[int]]:
 
 
 def _segment_descriptions(lesion_ids: Sequence[int]) -> list[Any]:
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
-    from pydicom.uid import generate_uid
-
-    from liverseg import __version__
-
     algo = hd.AlgorithmIdentificationSequence(
         name="liverseg", version=__version__, family=codes.cid7162.ArtificialIntelligence
     )
@@ -102,9 +104,6 @@ def _segment_descriptions(lesion_ids: Sequence[int]) -> list[Any]:
 
 def _source_datasets(source: Volume) -> list[Any]:
     """Re-read the headers of the source CT instances, in the volume's slice order."""
-    import pydicom
-
-    from liverseg.io.sources import FileSource
 
     dicom = source.metadata.get("dicom")
     src_path = source.metadata.get("source")
@@ -135,8 +134,6 @@ def _source_datasets(source: Volume) -> list[Any]:
             "the source DICOM files changed since the image was read (SOP instance UIDs differ)", src_path
         )
     if not datasets[0].get("FrameOfReferenceUID"):
-        from pydicom.uid import generate_uid
-
         # Some public data sets (3D-IRCADb) lack it; highdicom needs one. Derive a stable UID from
         # the series UID so repeated exports agree; instances are still referenced by SOP UID.
         for_uid = generate_uid(entropy_srcs=[str(datasets[0].get("SeriesInstanceUID", "")), "FoR"])
@@ -204,10 +201,6 @@ def write_dicom_seg(
         GeometryError: ``labels`` (or ``lesions``) is not on the source grid.
         OutputError: the file cannot be written.
     """
-    import highdicom as hd
-    from pydicom.uid import generate_uid
-
-    from liverseg.utils import code_version
 
     labels = check_label_map(labels)
     datasets = _source_datasets(source)
@@ -222,8 +215,6 @@ def write_dicom_seg(
     array = _segment_array(labels.array, lesions, list(lesion_ids))
     tilt = (source.metadata.get("dicom") or {}).get("tilt")
     if tilt:
-        from liverseg.io.dicom_tilt import TiltGrid, labels_to_source
-
         array = labels_to_source(array, TiltGrid.from_metadata(tilt, source.origin))
     descriptions = _segment_descriptions(list(lesion_ids))
     try:
@@ -298,7 +289,7 @@ def _compose(masks: np.ndarray, numbers: list[int], mapping: dict[int, int]) -> 
     return out
 
 
-def read_dicom_seg(path: str | Path, reference: Volume | None = None) -> Volume:
+def read_dicom_seg(path: str | Path, reference: Volume | None = None) -> LabelMap:
     """Read a DICOM-SEG as a liverseg label map (uint8: 1 liver, 2 tumor).
 
     Args:
@@ -315,7 +306,6 @@ def read_dicom_seg(path: str | Path, reference: Volume | None = None) -> Volume:
         InputError: unreadable file, not a SEG, no liver/tumor segment.
         GeometryError: the SEG's frames do not lie on the reference grid.
     """
-    import highdicom as hd
 
     path = Path(path)
     try:
@@ -335,17 +325,13 @@ def read_dicom_seg(path: str | Path, reference: Volume | None = None) -> Volume:
         composed = _compose(masks, numbers, mapping)
         tilt = dicom.get("tilt") if isinstance(dicom, dict) else None
         if tilt:  # frames lie on the tilted source slices: back onto the regular grid
-            from liverseg.io.dicom_tilt import TiltGrid, labels_from_source
-
             composed = labels_from_source(composed, TiltGrid.from_metadata(tilt, reference.origin))
         return _on_grid(reference, composed, meta)
     hvol = seg.get_volume(segment_numbers=numbers, combine_segments=False, dtype=np.float32)
     if reference is None:
-        from liverseg.io.hd_bridge import volume_from_affine
-
         masks = np.asarray(hvol.array)
         masks = masks[..., None] if masks.ndim == 3 else masks
-        return volume_from_affine(_compose(masks, numbers, mapping), hvol.affine, **meta)
+        return check_label_map(volume_from_affine(_compose(masks, numbers, mapping), hvol.affine, **meta))
     ref_geometry = hd.VolumeGeometry(reference.affine, reference.shape, "PATIENT")
     try:
         matched = hvol.match_geometry(ref_geometry, tol=1e-3)
@@ -357,5 +343,5 @@ def read_dicom_seg(path: str | Path, reference: Volume | None = None) -> Volume:
     return _on_grid(reference, _compose(np.asarray(matched.array), numbers, mapping), meta)
 
 
-def _on_grid(reference: Volume, array: np.ndarray, meta: dict[str, Any]) -> Volume:
-    return Volume(array, reference.spacing, reference.origin, reference.direction, meta)
+def _on_grid(reference: Volume, array: np.ndarray, meta: dict[str, Any]) -> LabelMap:
+    return LabelMap.on(reference.grid, array, **meta)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from liverseg.errors import InputError
-from liverseg.io.dicom_scan import SkippedFile
+from liverseg.io.dicom_scan import SkippedFile, summarize_skipped
 from liverseg.io.dicom_stacks import RejectedGroup, Stack
 
 __all__ = ["ABDOMEN_MM", "RULES", "THICKNESS_RANGE_MM", "Selection", "select_stack"]
@@ -187,8 +187,6 @@ def _series_list(stacks: Sequence[Stack]) -> str:
 def _no_stack_error(
     rejected: Sequence[RejectedGroup], skipped: Sequence[SkippedFile], source: Any
 ) -> InputError:
-    from liverseg.io.dicom_scan import summarize_skipped
-
     if len(rejected) == 1:  # the familiar message of a single broken series, plus what was set aside
         g = rejected[0]
         aside = [s for s in skipped if s.series_instance_uid == g.series_instance_uid]

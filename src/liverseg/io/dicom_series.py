@@ -25,9 +25,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, TypedDict
 
+import highdicom as hd
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut
 from pydicom.uid import UID
 
 from liverseg.errors import InputError
@@ -37,12 +39,20 @@ from liverseg.io.dicom_scan import read_slice_header, scan_source
 from liverseg.io.dicom_select import Selection, select_stack
 from liverseg.io.dicom_stacks import Stack, find_stacks
 from liverseg.io.dicom_tilt import describe_tilt, resample_tilted, tilt_grid
+from liverseg.io.hd_bridge import from_highdicom
 from liverseg.io.limits import check_voxel_count
 from liverseg.io.sources import FileSource
 from liverseg.io.volume import Volume
 from liverseg.utils import progress
 
-__all__ = ["SeriesInfo", "inspect_dicom", "list_dicom_series", "read_dicom_series", "read_slice_header"]
+__all__ = [
+    "SeriesInfo",
+    "inspect_dicom",
+    "list_dicom_series",
+    "read_dicom_series",
+    "read_series_identity",
+    "read_slice_header",
+]
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +123,6 @@ def _decode_error(ds: pydicom.Dataset, member: str, exc: Exception, path: Path) 
 
 def _read_multiframe(src: FileSource, header: SliceHeader) -> Volume:
     """A single enhanced (multi-frame) CT object, read with highdicom's geometry handling."""
-    import highdicom as hd
-
-    from liverseg.io.hd_bridge import from_highdicom
 
     with src.open(header.member) as fh:
         ds = pydicom.dcmread(fh)
@@ -234,8 +241,6 @@ def read_dicom_series(
 
 
 def _read_pixels(src: FileSource, h: SliceHeader, path: Path) -> np.ndarray:
-    from pydicom.pixels import apply_modality_lut
-
     try:
         with src.open(h.member) as fh:
             ds = pydicom.dcmread(fh)
@@ -252,3 +257,19 @@ def _read_pixels(src: FileSource, h: SliceHeader, path: Path) -> np.ndarray:
     if raw.shape != (h.rows, h.columns):
         raise InputError(f"expected a {h.rows}x{h.columns} pixel matrix in {h.member}, got {raw.shape}", path)
     return apply_modality_lut(raw, ds)
+
+
+def read_series_identity(
+    path: str | Path, *, series: str | None = None, subfolder: str | None = None
+) -> dict[str, str | None]:
+    """Identity of the stack that :func:`~liverseg.io.read_dicom_series` reads from ``path``
+    (same selection: :func:`~liverseg.io.dicom_series.inspect_dicom`; headers only).
+
+    Raises:
+        InputError: as the series reader does (no DICOM images, no regular stack, ...).
+    """
+    path = Path(path)
+    chosen = inspect_dicom(path, series=series, subfolder=subfolder).chosen
+    with FileSource(path) as src, src.open_header(chosen.first.member) as fh:
+        ds = pydicom.dcmread(fh, stop_before_pixels=True)
+    return identity_from_dataset(ds)

@@ -13,6 +13,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import highdicom as hd
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+
 from liverseg.errors import InputError, OutputError
 from liverseg.io.volume import Volume
 from liverseg.utils import atomic_path
@@ -45,8 +49,6 @@ def write_dicom_sr(
         InputError: the evidence does not fit the content (highdicom's message).
         OutputError: the file cannot be written.
     """
-    import highdicom as hd
-    from pydicom.uid import generate_uid
 
     dicom = source.metadata.get("dicom") or {}
     try:
@@ -66,8 +68,6 @@ def write_dicom_sr(
     except (ValueError, TypeError, AttributeError) as exc:
         raise InputError(f"cannot build the DICOM SR ({exc})", source.metadata.get("source")) from exc
     if coding_schemes:
-        from pydicom.dataset import Dataset
-
         items = []
         for designator, name in coding_schemes.items():
             item = Dataset()

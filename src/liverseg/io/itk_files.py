@@ -20,20 +20,24 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import numpy as np
+import SimpleITK as sitk
 
 from liverseg.errors import InputError, OutputError
 from liverseg.io.limits import check_finite, check_geometry, check_voxel_count
 from liverseg.io.nifti_check import check_nifti_file
-from liverseg.io.volume import Volume
+from liverseg.io.volume import Grid, Volume
 from liverseg.utils import atomic_path
 
 __all__ = [
     "ITK_READ_SUFFIXES",
     "ITK_WRITE_SUFFIXES",
+    "read_grid",
     "read_itk_file",
     "suffix_of",
     "verify_itk_file",
+    "write_channels",
     "write_itk_file",
 ]
 
@@ -54,11 +58,8 @@ def suffix_of(path: str | Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
 
 
-def _read_nifti_nibabel(path: Path) -> Volume:
-    """Fallback for NIfTI files with a slightly non-orthonormal affine (ITK refuses them)."""
-    import nibabel as nib
-
-    img = nib.load(str(path))
+def _nibabel_grid(img: Any, path: Path) -> tuple[Grid, str]:
+    """Grid of a NIfTI whose sform is slightly non-orthonormal (ITK refuses it), and the warning."""
     if len(img.shape) != 3:
         raise InputError(f"expected a 3D volume, got a {len(img.shape)}D image of shape {img.shape}", path)
     affine = np.asarray(img.affine, dtype=float)
@@ -80,32 +81,36 @@ def _read_nifti_nibabel(path: Path) -> Volume:
         f"the NIfTI affine is not orthonormal (max deviation {deviation:.3g}); the nearest orthonormal "
         "direction was used, so positions may be off by that fraction of the distance from the origin"
     )
-    log.warning("%s: %s", path, warning)
     origin = np.diag([-1.0, -1.0, 1.0]) @ affine[:3, 3]
-    array = np.asarray(img.dataobj).transpose(2, 1, 0)
     sx, sy, sz = spacing_xyz
-    return Volume(array, (sz, sy, sx), origin, direction, {"warnings": [warning]})
+    return Grid(tuple(img.shape[::-1]), (sz, sy, sx), origin, direction), warning  # type: ignore[arg-type]
 
 
-def read_itk_file(path: Path, *, kind: str) -> Volume:
-    """Read a NIfTI/NRRD/MetaImage file (``kind`` "image" or "label" only affects messages).
+def _read_nifti_nibabel(path: Path) -> Volume:
+    """Fallback for NIfTI files with a slightly non-orthonormal affine (ITK refuses them)."""
 
-    Returns the volume with the file's own dtype; raises :class:`InputError` for unreadable,
-    truncated, 2D or 4D files.
+    img = nib.load(str(path))
+    grid, warning = _nibabel_grid(img, path)
+    log.warning("%s: %s", path, warning)
+    array = np.asarray(img.dataobj).transpose(2, 1, 0)
+    return Volume(array, grid.spacing, grid.origin, grid.direction, {"warnings": [warning]})
+
+
+def _read_header(path: Path, kind: str) -> tuple[Any, Grid] | None:
+    """Open ``path``'s header with ITK and check it (3D, size, geometry, one component).
+
+    Returns the reader (voxels not read yet) and the grid, or ``None`` for a NIfTI whose sform
+    ITK refuses as not orthonormal (read with nibabel instead).
     """
-    import SimpleITK as sitk
 
     suffix = suffix_of(path)
-    nifti = suffix in (".nii", ".nii.gz")
-    if nifti:
-        check_nifti_file(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
-        if "orthonormal" in str(exc) and nifti:
-            return _read_nifti_nibabel(path)
+        if "orthonormal" in str(exc) and suffix in (".nii", ".nii.gz"):
+            return None
         raise InputError(f"cannot read the {suffix} file ({_itk_reason(exc)})", path) from exc
     size = reader.GetSize()
     what = "CT image" if kind == "image" else "label map"
@@ -129,6 +134,42 @@ def read_itk_file(path: Path, *, kind: str) -> Volume:
             "or RGB image)",
             path,
         )
+    return reader, Grid.from_itk_header(reader)
+
+
+def read_grid(path: str | Path, *, kind: str = "label") -> Grid:
+    """The voxel grid of a NIfTI/NRRD/MetaImage file from its header alone (no voxel decoded).
+
+    The same header checks as :func:`read_itk_file` (3D, size limit, geometry, one component);
+    ``kind`` ("image" or "label") only affects messages.
+
+    Raises:
+        InputError: missing, unreadable, not 3D, too large or impossible geometry.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(
+            "does not exist or is not a file; expected a .nii, .nii.gz, .nrrd or .mha file", path
+        )
+    header = _read_header(path, kind)
+    if header is None:
+        return _nibabel_grid(nib.load(str(path)), path)[0]
+    return header[1]
+
+
+def read_itk_file(path: Path, *, kind: str) -> Volume:
+    """Read a NIfTI/NRRD/MetaImage file (``kind`` "image" or "label" only affects messages).
+
+    Returns the volume with the file's own dtype; raises :class:`InputError` for unreadable,
+    truncated, 2D or 4D files.
+    """
+    nifti = suffix_of(path) in (".nii", ".nii.gz")
+    if nifti:
+        check_nifti_file(path)
+    header = _read_header(path, kind)
+    if header is None:
+        return _read_nifti_nibabel(path)
+    reader, _ = header
     try:
         image = reader.Execute()
     except RuntimeError as exc:
@@ -156,7 +197,6 @@ def verify_itk_file(tmp: Path, expected: Any, final: Path) -> None:
         expected: the ``SimpleITK.Image`` that was written.
         final: the destination, named in the error.
     """
-    import SimpleITK as sitk
 
     try:
         if tmp.name.lower().endswith(".gz"):
@@ -186,12 +226,8 @@ def _one_line(exc: Exception) -> str:
     return _itk_reason(exc) if isinstance(exc, RuntimeError) else " ".join(str(exc).split())
 
 
-def write_itk_file(volume: Volume, path: Path) -> Path:
-    """Write ``volume`` atomically to a .nii.gz/.nii/.nrrd/.mha file (bool is stored as uint8).
-
-    The file is read back and compared before it replaces ``path`` (:func:`verify_itk_file`).
-    """
-    import SimpleITK as sitk
+def _write_image(image: Any, path: Path) -> Path:
+    """Write a ``SimpleITK.Image`` atomically, verified by reading it back (:func:`verify_itk_file`)."""
 
     suffix = suffix_of(path)
     if suffix not in ITK_WRITE_SUFFIXES:
@@ -199,13 +235,31 @@ def write_itk_file(volume: Volume, path: Path) -> Path:
             f"expected an output suffix among {', '.join(ITK_WRITE_SUFFIXES)}, got {suffix or 'none'!r}",
             path,
         )
-    array: Any = volume.array
-    if array.dtype == np.bool_:
-        array = array.astype(np.uint8)
-    image = volume.with_array(array).to_sitk()
     with atomic_path(path, verify=lambda tmp: verify_itk_file(tmp, image, path)) as tmp:
         try:
             sitk.WriteImage(image, str(tmp), useCompression=suffix != ".nii")
         except RuntimeError as exc:
             raise OutputError(f"cannot write the volume ({_itk_reason(exc)})", path) from exc
     return path
+
+
+def write_itk_file(volume: Volume, path: Path) -> Path:
+    """Write ``volume`` atomically to a .nii.gz/.nii/.nrrd/.mha file (bool is stored as uint8).
+
+    The file is read back and compared before it replaces ``path`` (:func:`verify_itk_file`).
+    """
+    array: Any = volume.array
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    return _write_image(volume.grid.to_sitk(array), path)
+
+
+def write_channels(grid: Grid, array: np.ndarray, path: Path) -> Path:
+    """Write a ``(C, z, y, x)`` array on ``grid`` as one C-component vector image (e.g. probabilities).
+
+    Atomic and verified like :func:`write_itk_file`; the dtype is kept.
+    """
+    array = np.asarray(array)
+    if array.ndim != 4:
+        raise OutputError(f"expected a (C, z, y, x) array, got shape {array.shape}", path)
+    return _write_image(grid.to_sitk(array), path)

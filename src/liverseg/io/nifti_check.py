@@ -26,10 +26,11 @@ import zlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import nibabel as nib
 import numpy as np
 
 from liverseg.errors import InputError
-from liverseg.io.limits import check_voxel_count, nonfinite_message
+from liverseg.io.limits import check_voxel_count, count_nonfinite, nonfinite_message
 
 __all__ = ["check_nifti_file", "read_nifti_header"]
 
@@ -50,7 +51,6 @@ def _read_exact(fh: BinaryIO, n: int) -> bytes:
 
 def _parse_header(fh: BinaryIO, path: Path) -> tuple[Any, bytes]:
     """The header (nothing repaired) and the bytes read from the start of the file."""
-    import nibabel as nib
 
     raw = _read_exact(fh, 540)
     size_le = int.from_bytes(raw[:4], "little") if len(raw) >= 4 else 0
@@ -168,7 +168,6 @@ def _stream(fh: BinaryIO, head: bytes, offset: int, n_bytes: int) -> Any:
 
 def check_nifti_file(path: Path) -> None:
     """Refuse a NIfTI file whose header or voxels are unusable (see the module docstring)."""
-    from liverseg.io.limits import count_nonfinite
 
     gz = path.name.lower().endswith(".gz")
     try:

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from liverseg.errors import InputError
+from liverseg.io.labels import LabelMap
 from liverseg.io.volume import Volume
 
 __all__ = ["MASK_ENCODINGS", "natural_key", "read_png_slices", "read_png_stack"]
@@ -54,8 +56,6 @@ def _list_pngs(folder: Path, what: str) -> list[Path]:
 
 
 def _load_gray(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as img:
             img.load()
@@ -175,4 +175,4 @@ def read_png_stack(
         "files": [p.name for p in masks],
         "mask_encoding": mask_encoding,
     }
-    return image, Volume(mask_arr, spacing_zyx, metadata=label_meta)
+    return image, LabelMap(mask_arr, spacing_zyx, metadata=label_meta)

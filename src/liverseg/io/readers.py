@@ -18,8 +18,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
 
 from liverseg.errors import InputError
+from liverseg.io.dicom_seg import read_dicom_seg
+from liverseg.io.dicom_series import read_dicom_series
 from liverseg.io.itk_files import ITK_READ_SUFFIXES, read_itk_file, suffix_of, write_itk_file
 from liverseg.io.labels import check_label_map
 from liverseg.io.limits import check_finite
@@ -36,30 +40,22 @@ _SUPPORTED = ".nii, .nii.gz, .nrrd, .mha, .mhd, a DICOM folder, .zip or DICOMDIR
 
 
 def _read_dicom_file(path: Path, kind: str, reference: Volume | None, series: str | None) -> Volume:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
     except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
         raise InputError(f"unreadable DICOM file ({type(exc).__name__}: {exc})", path) from exc
     media_class = str(getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", ""))
     if DICOMDIR_SOP_CLASS in (media_class, str(ds.get("SOPClassUID", ""))):
-        from liverseg.io.dicom_series import read_dicom_series
-
         return read_dicom_series(path, series=series)
     if str(ds.get("SOPClassUID", "")) == _SEG_SOP_CLASS:
         if kind != "label":
             raise InputError(
                 "expected a CT image, got a DICOM-SEG segmentation; read it with kind='label'", path
             )
-        from liverseg.io.dicom_seg import read_dicom_seg
 
         return read_dicom_seg(path, reference)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if frames > 1:
-        from liverseg.io.dicom_series import read_dicom_series
-
         return read_dicom_series(path.parent, series=str(ds.get("SeriesInstanceUID")))
     raise InputError(
         "expected a 3D CT volume, got a single DICOM slice; give the folder (or .zip) holding the "
@@ -81,8 +77,8 @@ def read_volume(
     Args:
         path: .nii/.nii.gz/.nrrd/.nhdr/.mha/.mhd file, a DICOM series folder or .zip, or a
             DICOM-SEG file (``kind="label"``).
-        kind: ``"image"`` returns float32 (HU for CT); ``"label"`` returns uint8 with values
-            in {0, 1, 2} (checked, see :func:`check_label_map`).
+        kind: ``"image"`` returns a float32 :class:`Volume` (HU for CT); ``"label"`` returns a
+            :class:`~liverseg.io.labels.LabelMap` (uint8, values in {0, 1, 2}, checked).
         allow_binary_255: for labels, accept a 0/255 binary mask unchanged (the caller maps 255).
         reference: for DICOM-SEG, the image whose grid the labels are placed on.
         series: for DICOM input, the series to read (SeriesInstanceUID, SeriesNumber or stack id
@@ -108,8 +104,6 @@ def read_volume(
     if path.is_file() and is_dicom_file(path):
         volume = _read_dicom_file(path, kind, reference, series)
     elif path.is_dir() or (path.is_file() and suffix not in ITK_READ_SUFFIXES and zipfile.is_zipfile(path)):
-        from liverseg.io.dicom_series import read_dicom_series
-
         volume = read_dicom_series(path, series=series)
     elif suffix in ITK_READ_SUFFIXES:
         if series is not None:
@@ -134,31 +128,29 @@ def read_volume(
             raise InputError(f"expected a 3D CT volume with several slices, got shape {volume.shape}", path)
         array = volume.array if volume.array.dtype == np.float32 else volume.array.astype(np.float32)
         return Volume(array, volume.spacing, volume.origin, volume.direction, metadata)
-    labels = check_label_map(volume, path=path, allow_binary_255=allow_binary_255)
-    return Volume(labels.array, labels.spacing, labels.origin, labels.direction, metadata)
+    return check_label_map(
+        volume.with_array(volume.array, **metadata), path=path, allow_binary_255=allow_binary_255
+    )
 
 
-def write_volume(volume: Volume, path: str | Path, *, kind: Literal["image", "label"] | None = None) -> Path:
+def write_volume(volume: Volume, path: str | Path) -> Path:
     """Write ``volume`` atomically; the format follows the suffix (.nii.gz, .nii, .nrrd, .mha).
 
-    The file holds exactly the volume's geometry (spacing, origin, direction) and dtype (bool is
-    stored as uint8), so :func:`read_volume` of the result gives the same grid and values. The
-    output folder is created if needed.
+    The file holds exactly the volume's geometry (spacing, origin, direction) and dtype, so
+    :func:`read_volume` of the result gives the same grid and values. A
+    :class:`~liverseg.io.labels.LabelMap` is stored as uint8 (its values were checked when it
+    was built); a plain :class:`Volume` keeps its dtype (bool is stored as uint8). The output
+    folder is created if needed.
 
     Args:
-        volume: the volume to write.
+        volume: the volume (or label map) to write.
         path: output file; its suffix picks the format.
-        kind: ``"label"`` checks the values are in {0, 1, 2} and stores uint8 whatever the
-            array's dtype (e.g. an int64 argmax); ``None``/``"image"`` keep the dtype.
 
     Raises:
-        InputError: ``kind="label"`` and values outside {0, 1, 2}.
         OutputError: unsupported suffix, folder not creatable/writable, or the write failed
             (no partial file is left behind).
     """
     path = Path(path)
-    if kind == "label":
-        volume = check_label_map(volume, path=path)
     out = write_itk_file(volume, path)
     log.debug("wrote %s %s to %s", volume.shape, volume.array.dtype, out)
     return out

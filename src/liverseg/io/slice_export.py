@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from liverseg.errors import ConfigError, InputError
+from liverseg.io.labels import LabelMap
 from liverseg.io.volume import Volume
 
 __all__ = [
@@ -226,7 +227,7 @@ def read_slice_export(
         "label_encoding": encoding,
     }
     image = Volume(spec.to_hu(grey), spacing_zyx, origin, np.eye(3), metadata=meta)
-    label = Volume(
+    label = LabelMap(
         label_arr,
         spacing_zyx,
         origin,

@@ -22,6 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+import pydicom
+from pydicom.fileset import FileSet
+
 from liverseg.errors import InputError
 
 __all__ = ["DICOMDIR_SOP_CLASS", "FileSource", "is_dicom_file", "is_dicom_stream", "is_dicomdir"]
@@ -64,7 +67,6 @@ def is_dicomdir(path: str | Path) -> bool:
     """True when ``path`` is a DICOM file whose SOP class is the Media Storage Directory."""
     if not is_dicom_file(path):
         return False
-    import pydicom
 
     try:
         meta = pydicom.filereader.read_file_meta_info(path)
@@ -120,8 +122,6 @@ class FileSource:
             raise InputError(f"the {what}; expected DICOM slices", self.path)
 
     def _dicomdir_members(self) -> list[str]:
-        from pydicom.fileset import FileSet
-
         try:
             fileset = FileSet(self.path)
         except Exception as exc:  # pydicom raises several types for a malformed DICOMDIR

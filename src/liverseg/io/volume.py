@@ -12,20 +12,26 @@ Conventions (read these once, they hold everywhere in the package):
   index axis ``j`` where ITK index ``(i, j, k)`` is array index ``(k, j, i)`` reversed, i.e.
   column 0 is the direction of increasing ``x`` (array axis 2), column 2 of increasing ``z``.
 
-A label map is a ``Volume`` whose array is ``uint8`` with values in {0, 1, 2}.
+A label map is a :class:`liverseg.io.labels.LabelMap`: a ``Volume`` whose array is ``uint8``
+with values in {0, 1, 2}, checked when it is built; resampling and writing pick
+nearest-neighbour and ``uint8`` from that type. :class:`Grid` is the geometry alone (what a file
+header holds); grid comparisons and SimpleITK images are made here and nowhere else.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import SimpleITK as sitk
+from scipy.optimize import linear_sum_assignment
 
 from liverseg.errors import GeometryError, InputError
 
-__all__ = ["Reorientation", "Volume", "to_canonical"]
+__all__ = ["Grid", "Reorientation", "Volume", "to_canonical"]
 
 Triple = tuple[float, float, float]
 
@@ -35,6 +41,135 @@ def _as_triple(values: Any, name: str) -> Triple:
     if arr.shape != (3,) or not np.all(np.isfinite(arr)):
         raise GeometryError(f"{name} must be 3 finite numbers, got {values!r}")
     return (float(arr[0]), float(arr[1]), float(arr[2]))
+
+
+def _direction(values: Any) -> np.ndarray:
+    direction = np.asarray(values, dtype=float)
+    if direction.size == 9:
+        direction = direction.reshape(3, 3)
+    if direction.shape != (3, 3):
+        raise GeometryError(f"direction must be a 3x3 matrix, got shape {direction.shape}")
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
+        raise GeometryError(f"direction must be orthonormal, got {direction.tolist()}")
+    direction = direction.copy()
+    direction.setflags(write=False)
+    return direction
+
+
+@dataclass(frozen=True, eq=False)
+class Grid:
+    """A voxel grid without voxels: shape, spacing, origin, direction (conventions of the module).
+
+    What a file header describes (:func:`liverseg.io.read_grid`), what :attr:`Volume.grid`
+    returns, and the one place two grids are compared.
+
+    Attributes:
+        shape: ``(z, y, x)`` voxel counts.
+        spacing: mm, ``(z, y, x)``.
+        origin: LPS mm ``(x, y, z)`` of the centre of voxel ``[0, 0, 0]``.
+        direction: 3x3 ITK direction cosines (read-only).
+    """
+
+    shape: tuple[int, int, int]
+    spacing: Triple = (1.0, 1.0, 1.0)
+    origin: Triple = (0.0, 0.0, 0.0)
+    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+
+    def __post_init__(self) -> None:
+        shape = tuple(int(n) for n in self.shape)
+        if len(shape) != 3 or min(shape) < 1:
+            raise InputError(f"expected a non-empty 3D grid (z, y, x), got shape {shape}")
+        spacing = _as_triple(self.spacing, "spacing")
+        if min(spacing) <= 0:
+            raise GeometryError(f"spacing must be positive (mm), got {spacing}")
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "spacing", spacing)
+        object.__setattr__(self, "origin", _as_triple(self.origin, "origin"))
+        object.__setattr__(self, "direction", _direction(self.direction))
+
+    @classmethod
+    def from_geometry(cls, geometry: Mapping[str, Any]) -> Grid:
+        """Inverse of :meth:`geometry` (e.g. a grid stored in a manifest or the service's study record)."""
+        return cls(
+            tuple(geometry["shape_zyx"]),  # type: ignore[arg-type]
+            geometry["spacing_zyx_mm"],
+            geometry["origin_lps_mm"],
+            np.asarray(geometry["direction"], dtype=float),
+        )
+
+    @classmethod
+    def from_itk_header(cls, reader: Any) -> Grid:
+        """The grid of a 3D ``SimpleITK.ImageFileReader`` after ``ReadImageInformation`` (or an Image)."""
+        sx, sy, sz = reader.GetSpacing()
+        return cls(tuple(reversed(reader.GetSize())), (sz, sy, sx), reader.GetOrigin(), reader.GetDirection())  # type: ignore[arg-type]
+
+    @property
+    def spacing_xyz(self) -> Triple:
+        """Spacing in ITK order ``(x, y, z)``."""
+        z, y, x = self.spacing
+        return (x, y, z)
+
+    def same_as(self, other: Grid, *, atol: float = 1e-3) -> bool:
+        """True when ``other`` has the same shape, spacing, origin and direction (within ``atol``)."""
+        return (
+            self.shape == other.shape
+            and np.allclose(self.spacing, other.spacing, atol=atol)
+            and np.allclose(self.origin, other.origin, atol=atol)
+            and np.allclose(self.direction, other.direction, atol=atol)
+        )
+
+    def require_same(
+        self,
+        other: Grid,
+        what: str = "label",
+        *,
+        reference: str = "image",
+        error: type[Exception] = GeometryError,
+    ) -> None:
+        """Raise ``error`` (default :class:`GeometryError`) naming both grids unless they are the same."""
+        if not self.same_as(other):
+            raise error(
+                f"{what} grid does not match the {reference} grid: {reference} {self.describe()}; "
+                f"{what} {other.describe()}"
+            )
+
+    def describe(self) -> str:
+        """One-line description: shape, spacing and origin (direction only when not identity)."""
+        text = f"shape {self.shape}, spacing {_fmt(self.spacing)} mm, origin {_fmt(self.origin)}"
+        if not np.allclose(self.direction, np.eye(3), atol=1e-6):
+            text += f", direction {[[round(v, 4) for v in row] for row in self.direction.tolist()]}"
+        return text
+
+    def geometry(self) -> dict[str, Any]:
+        """JSON-serialisable description of the grid (for reports and manifests)."""
+        return {
+            "shape_zyx": list(self.shape),
+            "spacing_zyx_mm": [round(s, 6) for s in self.spacing],
+            "origin_lps_mm": [round(o, 6) for o in self.origin],
+            "direction": [[round(v, 6) for v in row] for row in self.direction.tolist()],
+        }
+
+    def to_sitk(self, array: np.ndarray) -> Any:
+        """A ``SimpleITK.Image`` of ``array`` on this grid.
+
+        Args:
+            array: ``(z, y, x)`` (scalar image) or ``(C, z, y, x)`` (a C-component vector image,
+                e.g. class probabilities), spatial shape equal to :attr:`shape`.
+        """
+
+        array = np.asarray(array)
+        if array.ndim not in (3, 4) or tuple(array.shape[-3:]) != self.shape:
+            raise GeometryError(
+                f"expected an array of shape {self.shape} or (C, *{self.shape}) on this grid, got {array.shape}"
+            )
+        if array.ndim == 4:
+            img = sitk.GetImageFromArray(np.ascontiguousarray(np.moveaxis(array, 0, -1)), isVector=True)
+        else:
+            img = sitk.GetImageFromArray(np.ascontiguousarray(array))
+        img.SetSpacing(self.spacing_xyz)
+        img.SetOrigin(self.origin)
+        img.SetDirection(tuple(float(v) for v in self.direction.reshape(-1)))
+        return img
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,17 +202,10 @@ class Volume:
         spacing = _as_triple(self.spacing, "spacing")
         if min(spacing) <= 0:
             raise GeometryError(f"spacing must be positive (mm), got {spacing}")
-        direction = np.asarray(self.direction, dtype=float)
-        if direction.shape != (3, 3):
-            raise GeometryError(f"direction must be a 3x3 matrix, got shape {direction.shape}")
-        if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
-            raise GeometryError(f"direction must be orthonormal, got {direction.tolist()}")
         object.__setattr__(self, "array", arr)
         object.__setattr__(self, "spacing", spacing)
         object.__setattr__(self, "origin", _as_triple(self.origin, "origin"))
-        direction = direction.copy()
-        direction.setflags(write=False)
-        object.__setattr__(self, "direction", direction)
+        object.__setattr__(self, "direction", _direction(self.direction))
         object.__setattr__(self, "metadata", dict(self.metadata))
 
     # ------------------------------------------------------------------ basic properties
@@ -91,6 +219,11 @@ class Volume:
         """Spacing in ITK order ``(x, y, z)``."""
         z, y, x = self.spacing
         return (x, y, z)
+
+    @property
+    def grid(self) -> Grid:
+        """The volume's :class:`Grid` (geometry without voxels)."""
+        return Grid(self.shape, self.spacing, self.origin, self.direction)
 
     @property
     def voxel_volume_mm3(self) -> float:
@@ -125,44 +258,47 @@ class Volume:
 
     # ------------------------------------------------------------------ derived volumes
     def with_array(self, array: np.ndarray, **metadata: Any) -> Volume:
-        """A new volume on the same grid with another array of the same shape."""
+        """A plain :class:`Volume` on the same grid with another array of the same shape.
+
+        The result is a ``Volume`` whatever ``self`` is (e.g. a CT intensity array on a label
+        map's grid); build a label map on a grid with :meth:`liverseg.io.LabelMap.on`.
+        """
         array = np.asarray(array)
         if array.shape != self.array.shape:
             raise GeometryError(f"with_array needs shape {self.array.shape}, got {array.shape}")
         return Volume(array, self.spacing, self.origin, self.direction, {**self.metadata, **metadata})
 
-    def same_grid(self, other: Volume, *, atol: float = 1e-3) -> bool:
-        """True when ``other`` has the same shape, spacing, origin and direction (within ``atol``)."""
-        return (
-            self.shape == other.shape
-            and np.allclose(self.spacing, other.spacing, atol=atol)
-            and np.allclose(self.origin, other.origin, atol=atol)
-            and np.allclose(self.direction, other.direction, atol=atol)
+    def regridded(self, array: np.ndarray, grid: Grid, **metadata: Any) -> Volume:
+        """The same kind of volume (``Volume`` or ``LabelMap``) with ``array`` on ``grid``.
+
+        Used by reorientation and resampling so that a label map stays a label map (and is
+        checked again) without the caller choosing its type.
+        """
+        return dataclasses.replace(
+            self,
+            array=array,
+            spacing=grid.spacing,
+            origin=grid.origin,
+            direction=grid.direction,
+            metadata={**self.metadata, **metadata},
         )
 
-    def require_same_grid(self, other: Volume, what: str = "label") -> None:
+    def same_grid(self, other: Volume | Grid, *, atol: float = 1e-3) -> bool:
+        """True when ``other`` has the same shape, spacing, origin and direction (within ``atol``)."""
+        return self.grid.same_as(other if isinstance(other, Grid) else other.grid, atol=atol)
+
+    def require_same_grid(self, other: Volume | Grid, what: str = "label") -> None:
         """Raise :class:`GeometryError` naming both grids unless ``other`` shares this grid."""
-        if not self.same_grid(other):
-            raise GeometryError(
-                f"{what} grid does not match the image grid: image shape {self.shape}, spacing "
-                f"{_fmt(self.spacing)}, origin {_fmt(self.origin)}; {what} shape {other.shape}, "
-                f"spacing {_fmt(other.spacing)}, origin {_fmt(other.origin)}"
-            )
+        self.grid.require_same(other if isinstance(other, Grid) else other.grid, what)
 
     def geometry(self) -> dict[str, Any]:
         """JSON-serialisable description of the grid (for reports and manifests)."""
-        return {
-            "shape_zyx": list(self.shape),
-            "spacing_zyx_mm": [round(s, 6) for s in self.spacing],
-            "origin_lps_mm": [round(o, 6) for o in self.origin],
-            "direction": [[round(v, 6) for v in row] for row in self.direction.tolist()],
-        }
+        return self.grid.geometry()
 
     # ------------------------------------------------------------------ SimpleITK bridge
     @classmethod
     def from_sitk(cls, image: Any, **metadata: Any) -> Volume:
         """Build a volume from a 3D ``SimpleITK.Image`` (scalar pixels)."""
-        import SimpleITK as sitk
 
         if image.GetDimension() != 3:
             raise InputError(f"expected a 3D image, got {image.GetDimension()}D with size {image.GetSize()}")
@@ -170,20 +306,12 @@ class Volume:
             raise InputError(
                 f"expected a scalar image, got {image.GetNumberOfComponentsPerPixel()} components per voxel"
             )
-        arr = sitk.GetArrayFromImage(image)
-        sx, sy, sz = image.GetSpacing()
-        direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
-        return cls(arr, (sz, sy, sx), image.GetOrigin(), direction, metadata)
+        grid = Grid.from_itk_header(image)
+        return cls(sitk.GetArrayFromImage(image), grid.spacing, grid.origin, grid.direction, metadata)
 
     def to_sitk(self) -> Any:
         """Convert to a ``SimpleITK.Image`` with identical geometry."""
-        import SimpleITK as sitk
-
-        img = sitk.GetImageFromArray(np.ascontiguousarray(self.array))
-        img.SetSpacing(self.spacing_xyz)
-        img.SetOrigin(self.origin)
-        img.SetDirection(tuple(float(v) for v in self.direction.reshape(-1)))
-        return img
+        return self.grid.to_sitk(self.array)
 
     def __repr__(self) -> str:
         return (
@@ -243,7 +371,7 @@ class Reorientation:
         expected = self.to_canonical_array(np.empty(self.original.shape, dtype=bool)).shape
         if volume.shape != expected:
             raise GeometryError(f"array on the canonical grid must have shape {expected}, got {volume.shape}")
-        return self.original.with_array(self.to_original_array(volume.array))
+        return volume.regridded(self.to_original_array(volume.array), self.original.grid)
 
 
 def to_canonical(volume: Volume) -> tuple[Volume, Reorientation]:
@@ -254,7 +382,6 @@ def to_canonical(volume: Volume) -> tuple[Volume, Reorientation]:
     only the axis order and signs change. Returns the canonical volume and the
     :class:`Reorientation` that maps results back exactly.
     """
-    from scipy.optimize import linear_sum_assignment
 
     d = volume.direction
     # cost[p, i]: how badly ITK axis i fits physical axis p
@@ -277,11 +404,5 @@ def to_canonical(volume: Volume) -> tuple[Volume, Reorientation]:
         if flip[p]:
             first_itk[perm[p]] = shape_itk[perm[p]] - 1
     origin = volume.index_to_physical(first_itk[::-1])
-    canon = Volume(
-        arr,
-        (new_sp_itk[2], new_sp_itk[1], new_sp_itk[0]),
-        origin,
-        new_dir,
-        volume.metadata,
-    )
-    return canon, reo
+    grid = Grid(arr.shape, (new_sp_itk[2], new_sp_itk[1], new_sp_itk[0]), origin, new_dir)  # type: ignore[arg-type]
+    return volume.regridded(arr, grid), reo

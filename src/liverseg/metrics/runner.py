@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from liverseg.errors import GeometryError, InputError
-from liverseg.io import Volume, read_volume
+from liverseg.io import LabelMap, read_grid, read_volume
 from liverseg.io.itk_files import ITK_READ_SUFFIXES
 from liverseg.metrics.evaluate import evaluate_case, flatten_case, summarize_cases
 from liverseg.utils import atomic_write_text, progress
@@ -71,40 +71,7 @@ def case_files(folder: str | Path) -> dict[str, Path]:
     return files
 
 
-def _grid(path: Path) -> dict[str, Any]:
-    import SimpleITK as sitk
-
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as exc:
-        raise InputError(f"cannot read the image header ({str(exc).strip().splitlines()[-1]})", path) from exc
-    if reader.GetDimension() != 3:
-        raise InputError(f"expected a 3D label map, got {reader.GetDimension()}D", path)
-    return {
-        "shape_zyx": tuple(reversed(reader.GetSize())),
-        "spacing_zyx": tuple(reversed(reader.GetSpacing())),
-        "origin": reader.GetOrigin(),
-        "direction": reader.GetDirection(),
-    }
-
-
-def _same_grid(a: dict[str, Any], b: dict[str, Any], atol: float = 1e-3) -> bool:
-    return a["shape_zyx"] == b["shape_zyx"] and all(
-        np.allclose(a[k], b[k], atol=atol) for k in ("spacing_zyx", "origin", "direction")
-    )
-
-
-def _fmt_grid(g: dict[str, Any]) -> str:
-    f = ", ".join
-    return (
-        f"shape {g['shape_zyx']}, spacing ({f(f'{v:.4g}' for v in g['spacing_zyx'])}) mm, "
-        f"origin ({f(f'{v:.4g}' for v in g['origin'])})"
-    )
-
-
-def _read_labels(path: Path) -> Volume:
+def _read_labels(path: Path) -> LabelMap:
     """The label map at ``path`` (uint8, values checked by :func:`liverseg.io.read_volume`)."""
     return read_volume(path, kind="label")
 
@@ -192,10 +159,10 @@ def evaluate_folders(pred_dir: str | Path, ref_dir: str | Path, *, surface: bool
         )
     mismatches = []
     for name in matched:
-        g_pred, g_ref = _grid(preds[name]), _grid(refs[name])
-        if not _same_grid(g_pred, g_ref):
+        g_pred, g_ref = read_grid(preds[name]), read_grid(refs[name])  # headers only
+        if not g_pred.same_as(g_ref):
             mismatches.append(
-                f"case {name!r}: prediction {_fmt_grid(g_pred)} vs reference {_fmt_grid(g_ref)}"
+                f"case {name!r}: prediction {g_pred.describe()} vs reference {g_ref.describe()}"
             )
     if mismatches:
         raise GeometryError(

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
+
 from liverseg.errors import ConfigError
 
 __all__ = ["ENV", "PacsConfig", "default_config_path", "load_pacs_config"]
@@ -78,8 +80,6 @@ def default_config_path(env: Mapping[str, str] = os.environ) -> Path:
 
 
 def _read_file(path: Path) -> dict[str, Any]:
-    import yaml
-
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import fcntl
 import json
 import logging
 import os
@@ -76,7 +77,6 @@ class Ledger:
     @contextlib.contextmanager
     def locked(self) -> Iterator[Ledger]:
         """Hold an exclusive lock on ``<ledger>.lock`` (another watcher on this ledger is an error)."""
-        import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock = open(self.path.with_name(self.path.name + ".lock"), "w")  # noqa: SIM115 - held while watching

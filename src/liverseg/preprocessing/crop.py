@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from liverseg.errors import GeometryError, InputError
-from liverseg.io.volume import Volume
+from liverseg.io.volume import Grid, Volume
 
 __all__ = [
     "Box",
@@ -181,7 +181,7 @@ def crop(volume: Volume, box: Sequence[slice]) -> Volume:
     start = np.array([s.start for s in b], dtype=float)
     origin = volume.index_to_physical(start)
     arr = np.ascontiguousarray(volume.array[b])
-    return Volume(arr, volume.spacing, origin, volume.direction, volume.metadata)
+    return volume.regridded(arr, Grid(arr.shape, volume.spacing, origin, volume.direction))
 
 
 #: The name used in docs/contracts.md.

@@ -24,6 +24,10 @@ passes (identical to ``scipy.ndimage.affine_transform(order=0/1, mode="nearest")
 rounding and nearest-neighbour ties, ~10x faster on large volumes); cubic B-splines use
 ``scipy.ndimage.affine_transform`` on padded slabs. Out-of-grid samples take the nearest edge
 value.
+
+The interpolation follows the volume's type: a :class:`~liverseg.io.LabelMap` is always
+resampled nearest-neighbour and comes back a ``LabelMap`` (uint8, same label set); a plain
+:class:`~liverseg.io.Volume` is resampled linearly unless the caller asks for another order.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ import numpy as np
 from scipy import ndimage
 
 from liverseg.errors import ConfigError, GeometryError, InputError
-from liverseg.io.volume import Volume
+from liverseg.io.labels import LabelMap
+from liverseg.io.volume import Grid, Volume
 
 __all__ = [
     "MAX_RESAMPLED_VOXELS",
@@ -45,6 +50,7 @@ __all__ = [
     "resample_array",
     "resample_to_shape",
     "resample_to_spacing",
+    "volume_order",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,6 +76,21 @@ def _check_order(order: int) -> int:
             f"interpolation order must be 0 (nearest, labels), 1 (linear) or 3 (cubic B-spline), got {order!r}"
         )
     return int(order)
+
+
+def volume_order(volume: Volume, order: int | None) -> int:
+    """The interpolation order for ``volume``: 0 for a :class:`LabelMap`, else ``order`` (default 1).
+
+    Raises:
+        ConfigError: a label map with an order other than 0 (labels are never interpolated).
+    """
+    if isinstance(volume, LabelMap):
+        if order not in (None, 0):
+            raise ConfigError(
+                f"a LabelMap is resampled nearest-neighbour (order 0) so its values stay labels, got order={order!r}"
+            )
+        return 0
+    return 1 if order is None else _check_order(order)
 
 
 def resample_array(
@@ -301,8 +322,13 @@ class ResampleInfo:
         inv_offset = tuple(-o / s for o, s in zip(self.offset, self.scale, strict=True))
         return resample_array(array, inv_scale, inv_offset, self.original_shape, order=order)
 
-    def invert_volume(self, volume: Volume, order: int) -> Volume:
-        """:meth:`invert` for a :class:`Volume` on the resampled grid; returns a Volume on the original grid."""
+    def invert_volume(self, volume: Volume, order: int | None = None) -> Volume:
+        """:meth:`invert` for a :class:`Volume` on the resampled grid; returns one on the original grid.
+
+        A :class:`LabelMap` is mapped nearest-neighbour and stays a ``LabelMap``
+        (:func:`volume_order`); ``order`` (default 1) applies to other volumes.
+        """
+        order = volume_order(volume, order)
         expected = Volume(
             np.empty((1, 1, 1), np.uint8), self.spacing, self.origin, np.asarray(self.direction)
         )
@@ -316,9 +342,10 @@ class ResampleInfo:
                 f"{self.spacing}, origin {self.origin}; got {volume!r}"
             )
         arr = self.invert(volume.array, order)
-        return Volume(
-            arr, self.original_spacing, self.original_origin, np.asarray(self.direction), volume.metadata
+        original = Grid(
+            self.original_shape, self.original_spacing, self.original_origin, np.asarray(self.direction)
         )
+        return volume.regridded(arr, original)
 
 
 def _make_info(
@@ -341,7 +368,7 @@ def _make_info(
 def _apply(volume: Volume, info: ResampleInfo, order: int) -> tuple[Volume, ResampleInfo]:
     arr = resample_array(volume.array, info.scale, info.offset, info.shape, order=order)
     log.debug("resampled %s -> shape %s spacing %s (order %d)", volume, info.shape, info.spacing, order)
-    return Volume(arr, info.spacing, info.origin, volume.direction, volume.metadata), info
+    return volume.regridded(arr, Grid(info.shape, info.spacing, info.origin, volume.direction)), info
 
 
 def _triple_opt(values: Sequence[float | None] | float | None, name: str) -> tuple[float | None, ...]:
@@ -354,7 +381,7 @@ def _triple_opt(values: Sequence[float | None] | float | None, name: str) -> tup
 
 
 def resample_to_spacing(
-    volume: Volume, spacing_zyx: Sequence[float | None], *, order: int
+    volume: Volume, spacing_zyx: Sequence[float | None], *, order: int | None = None
 ) -> tuple[Volume, ResampleInfo]:
     """Resample ``volume`` to the voxel size ``spacing_zyx`` (mm), keeping its physical extent.
 
@@ -362,14 +389,15 @@ def resample_to_spacing(
         volume: the input (any dtype).
         spacing_zyx: target spacing per axis; ``None`` keeps that axis as it is (no interpolation
             along it, e.g. native slices).
-        order: 0 for label maps (nearest; values preserved), 1 (linear) or 3 (cubic B-spline)
-            for images.
+        order: for a plain volume 1 (linear, the default), 3 (cubic B-spline) or 0 (nearest);
+            a :class:`LabelMap` is always resampled nearest-neighbour (``None`` or 0 only).
 
     Returns:
-        The resampled volume (float32 for order > 0, the input dtype for order 0) and the
-        :class:`ResampleInfo` whose :meth:`~ResampleInfo.invert` maps results back.
+        The resampled volume of the same type (float32 for order > 0, the input dtype for
+        order 0; a ``LabelMap`` stays a ``LabelMap``) and the :class:`ResampleInfo` whose
+        :meth:`~ResampleInfo.invert` maps results back.
     """
-    _check_order(order)
+    order = volume_order(volume, order)
     target = _triple_opt(spacing_zyx, "spacing_zyx")
     shape, scale, offset, spacing = [], [], [], []
     for n, s, t in zip(volume.shape, volume.spacing, target, strict=True):
@@ -389,14 +417,14 @@ def resample_to_spacing(
 
 
 def resample_to_shape(
-    volume: Volume, shape_zyx: Sequence[int | None], *, order: int
+    volume: Volume, shape_zyx: Sequence[int | None], *, order: int | None = None
 ) -> tuple[Volume, ResampleInfo]:
     """Resample ``volume`` to a fixed array shape (e.g. 256 x 256 in-plane), keeping its extent.
 
     ``None`` entries keep that axis. The spacing becomes ``old_extent / new_size`` per axis.
-    Same return values as :func:`resample_to_spacing`.
+    ``order`` and the return values as in :func:`resample_to_spacing`.
     """
-    _check_order(order)
+    order = volume_order(volume, order)
     target = _triple_opt(shape_zyx, "shape_zyx")
     shape, scale, offset, spacing = [], [], [], []
     for n, s, t in zip(volume.shape, volume.spacing, target, strict=True):

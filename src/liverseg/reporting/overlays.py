@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from liverseg.errors import InputError
 from liverseg.io.volume import Volume
@@ -49,8 +51,6 @@ def _windowed(hu: np.ndarray) -> np.ndarray:
 
 
 def _figure(width_in: float, height_in: float) -> Any:
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(width_in, height_in), dpi=100, facecolor="black")
     return fig
 
@@ -119,7 +119,6 @@ def render_lesion_png(scan: CanonicalScan, lesion: dict[str, Any]) -> bytes:
     """Axial picture of one lesion at its longest diameter (whole slice + zoom), as PNG bytes."""
     if scan.image is None:
         raise InputError("an image is needed to draw overlays")
-    from matplotlib.patches import Rectangle
 
     ends = scan.to_canonical_index(np.asarray(lesion["diameter_endpoints_voxel"], dtype=float))
     k = int(np.clip(np.rint(ends[0, 0]), 0, scan.labels.shape[0] - 1))

@@ -29,6 +29,17 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from liverseg import __version__
+from liverseg.service import (
+    registry,
+    routes_admin,
+    routes_auth,
+    routes_lifecycle,
+    routes_pacs,
+    routes_pages,
+    routes_problems,
+    routes_studies,
+    routes_viewer,
+)
 from liverseg.service.auth import ViewLog
 from liverseg.service.config import ServiceConfig
 from liverseg.service.db import Database, Study
@@ -65,17 +76,6 @@ def body_limits(config: ServiceConfig) -> list[BodyLimit]:
 
 def create_app(config: ServiceConfig, database: Database | None = None) -> FastAPI:
     """Build the web application for ``config`` (creates the database schema if needed)."""
-    from liverseg.service import (
-        registry,
-        routes_admin,
-        routes_auth,
-        routes_lifecycle,
-        routes_pacs,
-        routes_pages,
-        routes_problems,
-        routes_studies,
-        routes_viewer,
-    )
 
     database = database or Database(config.database_url)
     app = FastAPI(

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from liverseg.service.auth import csrf_ok, lookup_session, record_view
 from liverseg.service.db import ProblemReport, Study, User, UserSession
-from liverseg.service.middleware import SESSIONS_KEY
+from liverseg.service.middleware import COOKIE_NAME, CSRF_HEADER, SESSIONS_KEY
 
 __all__ = [
     "COOKIE_NAME",
@@ -35,8 +35,6 @@ __all__ = [
     "require_admin",
 ]
 
-COOKIE_NAME = "liverseg_session"
-CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_ID = 2**63 - 1  # largest integer a database id column holds (64-bit signed)
 #: An integer id in a path: 1..2**63-1, else 422 (a larger number would overflow the database driver).

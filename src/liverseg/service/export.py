@@ -11,16 +11,21 @@ a study without a patient ID is its own patient (``study_<id>``).
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import select
 
+from liverseg.data.cases import LoadedCase, SourceCase
+from liverseg.data.dataset import write_dataset_json
+from liverseg.data.prepare import prepare_case
 from liverseg.errors import InputError, OutputError
 from liverseg.service.db import Database, ProblemReport, Study
 from liverseg.service.identity import pseudonym, service_key
 from liverseg.service.storage import Storage
+from liverseg.service.volumes import read_image_volume, read_label_volume
 from liverseg.utils import code_version
 
 __all__ = ["export_corrections"]
@@ -38,16 +43,10 @@ def export_corrections(database: Database, data_dir: str | Path, out: str | Path
         InputError: no confirmed problem report has a corrected label map.
         OutputError: ``out`` already holds another (non-correction) prepared dataset.
     """
-    from liverseg.data.cases import LoadedCase, SourceCase
-    from liverseg.data.dataset import write_dataset_json
-    from liverseg.data.prepare import prepare_case
-    from liverseg.service.volumes import read_image_volume, read_label_volume
 
     storage, out = Storage(data_dir), Path(out)
     existing = out / "dataset.json"
     if existing.exists():
-        import json
-
         try:
             fmt = json.loads(existing.read_text()).get("source_format")
         except (OSError, ValueError):

@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from liverseg.errors import LiversegError
+from liverseg.inference import SegmentOptions, run_segment
+from liverseg.io import SAMPLE_IMAGE, SAMPLE_LABEL, read_volume
+from liverseg.metrics import dice
 
 __all__ = ["MIN_LIVER_DICE", "TIMEOUT_S", "run_gate", "run_gate_subprocess"]
 
@@ -40,9 +43,6 @@ def run_gate(model_ref: str, work_dir: str | Path) -> dict[str, Any]:
     Returns ``{"passed", "liver_dice", "threshold", "liver_volume_ml", "lesion_count", "seconds",
     "message"}``; a model that cannot run gives ``passed: False`` with the reason.
     """
-    from liverseg.inference import SegmentOptions, run_segment
-    from liverseg.io import SAMPLE_IMAGE, SAMPLE_LABEL, read_volume
-    from liverseg.metrics import dice
 
     t0 = time.perf_counter()
     out = Path(work_dir) / "gate_labels.nii.gz"

@@ -1,7 +1,7 @@
 """Study identity: patient ID, accession number, study date, series description; de-identification.
 
 At upload the identity comes from the DICOM header of the series that will be segmented
-(:func:`liverseg.io.dicom_identity.read_series_identity`); the user's entries (patient ID, study
+(:func:`liverseg.io.dicom_series.read_series_identity`); the user's entries (patient ID, study
 date; the study name is the label) fill what the header lacks and are all a NIfTI upload has.
 
 With ``liverseg serve --deidentify`` the patient ID and the accession number are replaced by

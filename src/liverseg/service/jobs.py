@@ -24,10 +24,12 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 
 from liverseg.errors import ConfigError, LiversegError
+from liverseg.inference import SegmentOptions, run_segment
 from liverseg.service.config import ServiceConfig
 from liverseg.service.db import Database, Job, ModelVersion, Study, utcnow
 from liverseg.service.errors import public_message
 from liverseg.service.storage import Storage
+from liverseg.service.volumes import build_viewer_cache, read_image_volume, read_label_volume
 
 __all__ = [
     "Segmenter",
@@ -63,7 +65,6 @@ def run_job_segmentation(
     (docs/contracts.md, "Reporting"). ``identity`` (the study's stored identity, pseudonymised
     under ``--deidentify``) goes into both reports.
     """
-    from liverseg.inference import SegmentOptions, run_segment
 
     return run_segment(
         input_path,
@@ -277,8 +278,6 @@ class Worker:
         self._finish(job_id, report, timings)
 
     def _write_viewer_cache(self, input_path: Path, out_dir: Path) -> None:
-        from liverseg.service.volumes import build_viewer_cache, read_image_volume, read_label_volume
-
         image = read_image_volume(input_path)
         labels = read_label_volume(out_dir / "labels.nii.gz")
         build_viewer_cache(image, labels, out_dir / "viewer")

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from liverseg.service.auth import csrf_ok, lookup_session
 from liverseg.service.storage import UploadTooLargeError
 
 __all__ = [
@@ -38,6 +40,9 @@ _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _BUFFERED_MAX = 1024**2  # bodies of routes limited to this much are read whole before the route
 #: ``scope["state"]`` key under which :func:`liverseg.service.deps.get_db` lists the request's sessions.
 SESSIONS_KEY = "liverseg_db_sessions"
+#: the session cookie and the CSRF header (re-exported by :mod:`liverseg.service.deps`)
+COOKIE_NAME = "liverseg_session"
+CSRF_HEADER = "X-CSRF-Token"
 
 
 async def send_json(
@@ -184,8 +189,6 @@ class AuthGateMiddleware:
         self.public = frozenset(public)
 
     def _check(self, token: str | None, csrf: str | None) -> int:
-        from liverseg.service.auth import csrf_ok, lookup_session
-
         with self.database.request_session() as db:  # type: ignore[attr-defined]
             found = lookup_session(db, token)
             if found is None:
@@ -196,9 +199,6 @@ class AuthGateMiddleware:
         if scope["type"] != "http" or scope["method"] not in _UNSAFE or scope["path"] in self.public:
             await self.app(scope, receive, send)
             return
-        from starlette.requests import HTTPConnection
-
-        from liverseg.service.deps import COOKIE_NAME, CSRF_HEADER
 
         conn = HTTPConnection(scope)
         status = await run_in_threadpool(

@@ -33,6 +33,7 @@ from liverseg import catalog
 from liverseg.errors import InputError
 from liverseg.service.db import MODEL_STATES, Database, ModelVersion
 from liverseg.service.storage import Storage, _bad_member_name
+from liverseg.training.checkpoint import load_checkpoint
 
 __all__ = [
     "activate",
@@ -104,8 +105,6 @@ def read_checkpoint_meta(path: Path, what: str = "the file") -> dict[str, Any]:
     Raises:
         InputError: one line saying what is wrong, without server paths or library traces.
     """
-    from liverseg.training.checkpoint import load_checkpoint
-
     try:
         loaded = load_checkpoint(path)
     except InputError as exc:
@@ -162,10 +161,8 @@ def _extract_model_zip(path: Path, dest: Path) -> Path:
 
 
 def _cascade_row(folder: Path, sha256: str, name: str | None) -> ModelVersion:
-    from liverseg.catalog import resolve_model
-
     try:
-        bundle = resolve_model(folder)
+        bundle = catalog.resolve_model(folder)
     except InputError as exc:
         raise InputError(str(exc).replace(str(folder), "the model folder")) from None
     stages = {}

@@ -25,7 +25,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from liverseg.errors import PacsError
-from liverseg.io.dicom_identity import read_series_identity
+from liverseg.io.dicom_series import read_series_identity
+from liverseg.pacs import PacsClient, choose_series
 from liverseg.service.auth import audit
 from liverseg.service.db import Study, utcnow
 from liverseg.service.deps import Auth, client_ip, current_user, get_db
@@ -83,7 +84,6 @@ def pacs_studies(
 ) -> list[dict[str, Any]]:
     """Studies in the PACS (QIDO-RS) holding CT, newest first (a plain route: the database work and
     the PACS query run in the threadpool, never on the event loop)."""
-    from liverseg.pacs import PacsClient
 
     pacs = _pacs(request)
     filters = {"ModalitiesInStudy": "CT"}
@@ -109,7 +109,6 @@ def pacs_studies(
 
 def _pull(pacs: Any, body: PacsImportIn, folder: Path) -> dict[str, Any]:
     """Choose and pull the series into ``folder/input.zip``; returns what the study row needs."""
-    from liverseg.pacs import PacsClient, choose_series
 
     client = PacsClient(pacs, http_attempts=2)
     selection = choose_series(client, body.study_instance_uid, body.series)

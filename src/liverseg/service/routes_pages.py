@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from liverseg.service.db import Study
@@ -44,7 +44,5 @@ def study_page(
 @router.get("/admin/{page}", response_class=HTMLResponse)
 def admin_page(page: str, request: Request, auth: Auth = Depends(require_admin)) -> Response:
     if page not in ADMIN_PAGES:
-        from fastapi import HTTPException
-
         raise HTTPException(status_code=404, detail=f"no admin page {page!r}")
     return _page(request, f"admin_{page}.html", auth, title=ADMIN_PAGES[page], page=page)

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from liverseg.io.dicom_identity import read_series_identity
+from liverseg.io.dicom_series import read_series_identity
 from liverseg.service.auth import audit
 from liverseg.service.compare import check_follow_up, compare_study_reports
 from liverseg.service.db import Job, Study, User, utcnow

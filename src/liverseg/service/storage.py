@@ -1,7 +1,6 @@
 """Files of the service: data-dir layout, durable uploads and upload validation.
 
 Layout under the data dir::
-
     incoming/<study_id>/                                              an upload being received
     studies/<study_id>/input.nii.gz | input.nii | input.zip      the upload, as received
     studies/<study_id>/output/labels.nii.gz, report.json, report.html, seg.dcm, sr.dcm
@@ -37,11 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pydicom
 from starlette.concurrency import run_in_threadpool
 
 from liverseg.errors import InputError
+from liverseg.io import Grid, LabelMap, read_grid
 from liverseg.io.limits import check_voxel_count
 from liverseg.io.nifti_check import check_nifti_file, read_nifti_header
+from liverseg.service import volumes
 from liverseg.service.config import UploadLimits
 from liverseg.utils import atomic_path, fsync_dir
 
@@ -265,7 +267,6 @@ def validate_dicom_zip(path: Path, limits: UploadLimits) -> dict[str, object]:
     entries, a total uncompressed size over ``max_uncompressed_bytes``, and zips in which no entry
     is a DICOM image. Returns ``{"files": n, "dicom_images": k}``.
     """
-    import pydicom
 
     try:
         zf = zipfile.ZipFile(path)
@@ -304,25 +305,20 @@ def validate_dicom_zip(path: Path, limits: UploadLimits) -> dict[str, object]:
     return {"files": len(files), "dicom_images_checked": images}
 
 
-def validate_label_map(path: Path, reference_grid: dict[str, object]) -> None:
+def validate_label_map(path: Path, reference_grid: dict[str, object]) -> LabelMap:
     """Check a corrected label map: same grid as the study, readable, values in {0, 1, 2}.
 
-    The shape is compared from the header before any voxel is decompressed (a small gzip file
-    may announce a huge volume); then the file is read and its geometry compared.
-    ``reference_grid`` is :meth:`Volume.geometry` of the study's image (input geometry).
+    The grid is compared from the header before any voxel is decompressed (a small gzip file
+    may announce a huge volume); then the file is read as a :class:`LabelMap` (its values
+    checked). ``reference_grid`` is :meth:`Volume.geometry` of the study's image (input
+    geometry). Returns the label map.
     """
-    from liverseg.service.volumes import read_label_volume
 
-    shape = tuple(reference_grid["shape_zyx"])  # type: ignore[arg-type]
-    header_shape, _ = _header_shape(path)
-    got_zyx = tuple(reversed(header_shape[:3]))
-    if len(header_shape) < 3 or got_zyx != shape or any(s != 1 for s in header_shape[3:]):
+    study = Grid.from_geometry(reference_grid)
+    header = read_grid(path)  # header only: size limit, 3D, geometry
+    if header.shape != study.shape:
         raise InputError(
-            f"label map shape (z, y, x) must be {shape} like the study, got {got_zyx}"
-            + (f" (data shape {header_shape})" if len(header_shape) != 3 else "")
+            f"label map shape (z, y, x) must be {study.shape} like the study, got {header.shape}"
         )
-    vol = read_label_volume(path)  # InputError naming the values unless all are in {0, 1, 2}
-    got = vol.geometry()
-    for key, tol in (("spacing_zyx_mm", 1e-3), ("origin_lps_mm", 1e-2), ("direction", 1e-3)):
-        if not np.allclose(np.asarray(got[key]), np.asarray(reference_grid[key]), atol=tol):
-            raise InputError(f"label map {key} must be {reference_grid[key]} like the study, got {got[key]}")
+    study.require_same(header, "label map", reference="study", error=InputError)
+    return volumes.read_label_volume(path)  # InputError naming the values unless all are in {0, 1, 2}

@@ -29,7 +29,7 @@ import numpy as np
 from scipy import ndimage
 
 from liverseg.errors import InputError
-from liverseg.io import Volume, read_volume, to_canonical
+from liverseg.io import LabelMap, Volume, read_volume, to_canonical
 from liverseg.reporting import canonical_scan
 from liverseg.reporting.position import slice_numbering
 from liverseg.utils import atomic_path, atomic_write_text
@@ -56,9 +56,9 @@ def read_image_volume(path: str | Path) -> Volume:
     return read_volume(Path(path), kind="image")
 
 
-def read_label_volume(path: str | Path) -> Volume:
+def read_label_volume(path: str | Path) -> LabelMap:
     """A label map file, uint8 with values in {0, 1, 2} (else InputError naming the values)."""
-    return read_volume(Path(path), kind="label")
+    return read_volume(Path(path), kind="label")  # type: ignore[return-value]
 
 
 def to_ras_array(canonical: np.ndarray) -> np.ndarray:
@@ -172,7 +172,7 @@ def input_to_ras_mm(meta: dict[str, Any], index_zyx: Any) -> np.ndarray:
     return (homog @ np.asarray(meta["input_affine"]).T @ _LPS_TO_RAS.T)[..., :3]
 
 
-def ras_to_input_labels(meta: dict[str, Any], ras_bytes: bytes) -> Volume:
+def ras_to_input_labels(meta: dict[str, Any], ras_bytes: bytes) -> LabelMap:
     """A painted label map (RAS-ordered uint8 bytes, the viewer's drawing) on the study's input grid.
 
     Raises:
@@ -184,9 +184,6 @@ def ras_to_input_labels(meta: dict[str, Any], ras_bytes: bytes) -> Volume:
             f"the painted label map must hold {nz * ny * nx} voxels ({nz} x {ny} x {nx}), got {len(ras_bytes)}"
         )
     ras = np.frombuffer(ras_bytes, dtype=np.uint8).reshape(nz, ny, nx)
-    bad = np.unique(ras[ras > 2])
-    if bad.size:
-        raise InputError(f"painted labels must be 0, 1 or 2, got also {bad.tolist()[:5]}")
     canonical = to_ras_array(ras)  # the same flip undoes itself
     geo = meta["input_geometry"]
     spacing, origin, direction = geo["spacing_zyx_mm"], geo["origin_lps_mm"], np.asarray(geo["direction"])
@@ -195,4 +192,7 @@ def ras_to_input_labels(meta: dict[str, Any], ras_bytes: bytes) -> Volume:
     array = reo.to_original_array(canonical)
     if list(array.shape) != list(geo["shape_zyx"]):
         raise InputError(f"painted label map maps to shape {array.shape}, expected {geo['shape_zyx']}")
-    return Volume(array, spacing, origin, direction)
+    try:
+        return LabelMap(array, spacing, origin, direction)
+    except InputError as exc:
+        raise InputError(f"painted labels: {exc}") from exc

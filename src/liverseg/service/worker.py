@@ -18,6 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from liverseg.service.config import ServiceConfig
+from liverseg.service.db import Database
+from liverseg.service.jobs import Worker
+from liverseg.utils import set_umask
 
 __all__ = ["main", "worker_command"]
 
@@ -76,9 +79,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s: %(message)s")
-    from liverseg.service.db import Database
-    from liverseg.service.jobs import Worker
-    from liverseg.utils import set_umask
 
     set_umask(0o077)  # results are patient data: files 0600, folders 0700
     config = ServiceConfig(

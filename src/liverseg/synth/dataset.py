@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from liverseg.data.dataset import DATASET_JSON, CaseInfo, PreparedDataset, load_dataset, write_dataset_json
+from liverseg.data.splits import make_splits
 from liverseg.data.stats import case_statistics
 from liverseg.errors import ConfigError, OutputError
 from liverseg.io import write_volume
@@ -137,8 +138,6 @@ def write_phantom_dataset(
     _remove_stale(root, {c.id for c in infos})
     splits = None
     if folds is not None:
-        from liverseg.data.splits import make_splits
-
         splits = make_splits(infos, folds=int(folds), seed=int(seed))
     write_dataset_json(
         root,

@@ -23,6 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from liverseg.errors import ConfigError
+from liverseg.io.labels import LabelMap
 from liverseg.io.volume import Volume
 from liverseg.synth.anatomy import build_anatomy
 from liverseg.synth.fields import Grid
@@ -125,7 +126,7 @@ def make_phantom(
     origin = (-(nx - 1) / 2.0 * sx, -(ny - 1) / 2.0 * sy, -(nz - 1) / 2.0 * sz)
     meta = {"synthetic": True, "source": "synthetic phantom", "generator": GENERATOR, "seed": seed}
     image_vol = Volume(image, spacing_t, origin, np.eye(3), meta)
-    label_vol = Volume(label, spacing_t, origin, np.eye(3), meta)
+    label_vol = LabelMap(label, spacing_t, origin, np.eye(3), meta)
 
     voxel_ml = image_vol.voxel_volume_ml
     for i, rec in enumerate(lesions, start=1):

@@ -1,7 +1,6 @@
 """Per-stage training cache: canonical, resampled int16 HU + uint8 labels, one ``.npz`` per case.
 
 Layout::
-
     cache_dir/<spec-hash>/manifest.json     spec, dataset fingerprint, cases, splits (a copy)
     cache_dir/<spec-hash>/<case>.npz        image int16 (z, y, x) HU, label uint8, spacing_zyx mm
 
@@ -26,8 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from liverseg.data.dataset import load_dataset
 from liverseg.data.slice_export import is_full_quality
 from liverseg.errors import ConfigError, InputError
+from liverseg.io import to_canonical
+from liverseg.preprocessing import crop, label_bbox, resample_to_spacing
 from liverseg.training.slabs import StageSpec
 from liverseg.utils import atomic_path, atomic_write_text, progress
 
@@ -90,8 +92,6 @@ def to_stage_grid(image: Any, label: Any, spec: StageSpec, margin_mm: float) -> 
     Returns ``None`` for a tumor-stage case without liver (nothing to crop around).
     Images are resampled linearly, labels with nearest neighbour.
     """
-    from liverseg.io import to_canonical
-    from liverseg.preprocessing import crop, label_bbox, resample_to_spacing
 
     image, _ = to_canonical(image)
     label, _ = to_canonical(label)
@@ -102,7 +102,7 @@ def to_stage_grid(image: Any, label: Any, spec: StageSpec, margin_mm: float) -> 
         box = label_bbox(liver, label.spacing, margin_mm)
         image, label = crop(image, box), crop(label, box)
     image_r, _ = resample_to_spacing(image, spec.spacing_zyx, order=1)
-    label_r, _ = resample_to_spacing(label, spec.spacing_zyx, order=0)
+    label_r, _ = resample_to_spacing(label, spec.spacing_zyx)  # a LabelMap: nearest-neighbour
     return image_r, label_r
 
 
@@ -253,7 +253,6 @@ def build_or_open_cache(
     Raises:
         ConfigError: neither a dataset nor a cache for this spec is available (names ``data.dir``).
     """
-    from liverseg.data.dataset import load_dataset
 
     margin_mm = float(margin_mm) if spec.stage == "tumor" else 0.0
     folder = Path(cache_dir) / spec_hash(spec, margin_mm)

@@ -1,7 +1,6 @@
 """Checkpoints: weights + everything needed to reproduce a stage's input and provenance.
 
 A checkpoint is ``torch.save`` of a plain dict (loadable with ``weights_only=True``)::
-
     format "liverseg-checkpoint", format_version 1, state_dict (fp32 or fp16 tensors),
     weights_dtype, spec (StageSpec dict), model_name, model_kwargs, config (resolved),
     dataset_fingerprint, metrics, code_version, created (UTC ISO), ...extra (epoch, timings,
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from liverseg.errors import InputError
+from liverseg.models import build_model
 from liverseg.training.slabs import StageSpec, make_slab
 from liverseg.utils import atomic_path, code_version
 
@@ -156,7 +156,6 @@ def load_checkpoint_dict(path: str | Path) -> dict[str, Any]:
 
 def build_network(model_name: str, spec: StageSpec, model_kwargs: dict[str, Any]) -> nn.Module:
     """``liverseg.models.build_model(name, 2k+1, len(classes), **kwargs)``."""
-    from liverseg.models import build_model
 
     return build_model(model_name, spec.in_channels, spec.out_channels, **dict(model_kwargs))
 

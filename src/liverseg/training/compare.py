@@ -12,11 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from liverseg.data.dataset import load_dataset
 from liverseg.errors import ConfigError
+from liverseg.metrics import evaluate_case
+from liverseg.models.info import model_info
+from liverseg.training.checkpoint import load_checkpoint
 from liverseg.training.config import TrainConfig
 from liverseg.training.config_io import load_config
 from liverseg.training.experiments import bar_chart, mean_std, variant, write_csv, write_markdown
+from liverseg.training.folds import leave_one_patient_out
+from liverseg.training.fullres import predict_case
+from liverseg.training.runtime import resolve_device
+from liverseg.training.trainer import train
 from liverseg.utils import atomic_write_text
 
 __all__ = ["compare"]
@@ -44,8 +53,6 @@ SUMMARY_COLUMNS = (
 
 
 def _folds(dataset: Any) -> list[tuple[list[str], list[str]]]:
-    from liverseg.training.folds import leave_one_patient_out
-
     if dataset.splits is not None and dataset.splits.folds:
         return [(list(tr), list(va)) for tr, va in dataset.splits.folds]
     return leave_one_patient_out({c.id: c.patient_id for c in dataset.cases}, dataset.test_ids)
@@ -54,13 +61,6 @@ def _folds(dataset: Any) -> list[tuple[list[str], list[str]]]:
 def _evaluate_fold(
     config: TrainConfig, run_dir: Path, dataset: Any, val_ids: Sequence[str], name: str, fold: int
 ) -> list[dict[str, Any]]:
-    import torch
-
-    from liverseg.metrics import evaluate_case
-    from liverseg.training.checkpoint import load_checkpoint
-    from liverseg.training.fullres import predict_case
-    from liverseg.training.runtime import resolve_device
-
     device = resolve_device(config.train)
     loaded = load_checkpoint(run_dir / "best.pt", device=device)
     rows = []
@@ -87,8 +87,6 @@ def _evaluate_fold(
 def _summary_row(
     name: str, config: TrainConfig, summaries: list[dict[str, Any]], cases: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    from liverseg.models.info import model_info
-
     spec = config.spec
     info = model_info(
         config.model.name,
@@ -143,7 +141,6 @@ def compare(
     Raises:
         ConfigError: configs on different datasets, no prepared dataset, a fold count out of range.
     """
-    from liverseg.data.dataset import load_dataset
 
     out_dir = Path(out_dir)
     configs = [load_config(p, overrides) for p in config_paths]
@@ -184,7 +181,6 @@ def compare(
                 len(train_ids),
                 len(val_ids),
             )
-            from liverseg.training.trainer import train
 
             summaries.append(train(cfg, run_dir))
             cases.extend(_evaluate_fold(cfg, run_dir, dataset, val_ids, name, fold))

@@ -1,7 +1,6 @@
 """Typed training configuration: frozen dataclasses loaded from YAML, ``--set`` overrides.
 
 A config file has the sections below (every key optional, defaults shown by the dataclasses)::
-
     name: unet_single
     data:     {dir, cache_dir, fold, train_ids, val_ids}
     model:    {name, kwargs}
@@ -26,6 +25,7 @@ from pydantic import Field, model_validator
 
 from liverseg.errors import ConfigError
 from liverseg.frozen import Bool, FieldError, Float, FrozenModel, Int, Str, check
+from liverseg.preprocessing import get_window
 from liverseg.training.slabs import StageSpec, default_classes
 
 __all__ = [
@@ -109,8 +109,6 @@ class StageConfig(FrozenModel):
     def window_hu(self) -> tuple[float, float]:
         """``(level, width)`` in HU (a named window resolved through ``liverseg.preprocessing.WINDOWS``)."""
         if isinstance(self.window, str):
-            from liverseg.preprocessing import get_window
-
             try:
                 return get_window(self.window)
             except ConfigError as exc:

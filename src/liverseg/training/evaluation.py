@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from liverseg.metrics import dice
+from liverseg.preprocessing import label_bbox
 from liverseg.training.cache import CachedCase
 from liverseg.training.slabs import StageSpec, make_slab
 
@@ -69,14 +71,12 @@ def validation_region(case: CachedCase, spec: StageSpec) -> tuple[slice, slice, 
     """Whole cached volume, or for the tumor stage the liver box plus the spec margin."""
     if spec.stage != "tumor" or case.liver_box is None:
         return tuple(slice(0, n) for n in case.label.shape)  # type: ignore[return-value]
-    from liverseg.preprocessing import label_bbox
 
     return label_bbox(case.label >= 1, case.spacing_zyx, spec.crop_margin_mm)
 
 
 def score_case(pred: np.ndarray, ref: np.ndarray, spec: StageSpec) -> dict[str, float]:
     """Per-volume Dice of liver (>= 1) and, with three classes, tumor (== 2)."""
-    from liverseg.metrics import dice
 
     out = {"dice_liver": float(dice(pred >= 1, ref >= 1))}
     if spec.out_channels >= 3:

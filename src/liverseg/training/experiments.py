@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 
 from liverseg.training.config import TrainConfig
@@ -86,10 +88,8 @@ def bar_chart(
     title: str,
 ) -> Path:
     """Grouped bars (one group per label, one bar per series) with std error bars, as PNG."""
-    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     n, k = len(labels), max(1, len(series))
     width = 0.8 / k

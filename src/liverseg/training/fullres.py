@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from liverseg.errors import ConfigError
 from liverseg.io import Volume, to_canonical
+from liverseg.preprocessing import crop, label_bbox, resample_to_spacing
 from liverseg.training.checkpoint import LoadedModel
 from liverseg.training.evaluation import predict_probabilities
 
@@ -35,8 +37,6 @@ def predict_case(
     Raises:
         ConfigError / InputError from preprocessing; a tumor-stage model needs ``reference``.
     """
-    from liverseg.errors import ConfigError
-    from liverseg.preprocessing import crop, label_bbox, resample_to_spacing
 
     spec = loaded.spec
     device = torch.device(device)

@@ -13,6 +13,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+import matplotlib.pyplot as plt
+
 from liverseg.extras import require
 from liverseg.utils import atomic_path, atomic_write_text
 
@@ -96,10 +99,8 @@ def _floats(rows: list[dict[str, Any]], key: str) -> tuple[list[float], list[flo
 
 def plot_curves(rows: list[dict[str, Any]], path: Path) -> Path:
     """Training loss (left) and validation Dice per class (right) against epoch."""
-    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     fig, (ax_l, ax_d) = plt.subplots(1, 2, figsize=(10, 4))
     ax_l.plot(*_floats(rows, "train_loss"), marker="o", ms=3, label="train loss")

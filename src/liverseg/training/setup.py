@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -198,7 +199,6 @@ def budget_spent(t_start: float, budget_s: float, info: DistInfo, device: torch.
     late = time.perf_counter() - t_start > budget_s
     if not info.enabled:
         return late
-    import torch.distributed as dist
 
     flag = torch.tensor([1.0 if late else 0.0], device=device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)

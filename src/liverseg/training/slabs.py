@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from liverseg.errors import ConfigError, InputError
+from liverseg.preprocessing import window
 
 __all__ = ["StageSpec", "default_classes", "gather_slab", "make_slab", "normalise_slab", "slab_indices"]
 
@@ -116,7 +117,6 @@ def gather_slab(array_zyx: np.ndarray, z: int, k: int) -> np.ndarray:
 
 def normalise_slab(slab_hu: np.ndarray, spec: StageSpec) -> np.ndarray:
     """Window HU values to float32 ``[0, 1]`` with ``spec.window`` (any shape)."""
-    from liverseg.preprocessing import window
 
     level, width = spec.window
     return np.asarray(window(slab_hu, level, width), dtype=np.float32)

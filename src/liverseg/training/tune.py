@@ -20,6 +20,7 @@ from liverseg.extras import require
 from liverseg.training.config import TrainConfig
 from liverseg.training.config_io import load_config, save_config
 from liverseg.training.experiments import variant, write_csv, write_markdown
+from liverseg.training.trainer import train
 from liverseg.utils import atomic_write_text
 
 __all__ = ["ALIASES", "parse_grid", "tune"]
@@ -61,8 +62,6 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[str]]:
 def _run_trial(
     base: TrainConfig, params: Mapping[str, str], index: int, out_dir: Path, budget_minutes: float | None
 ) -> dict[str, Any]:
-    from liverseg.training.trainer import train
-
     sets = [f"{k}={v}" for k, v in params.items()]
     sets.append(f"name={base.name}_trial{index:03d}")
     if budget_minutes:
