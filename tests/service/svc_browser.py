@@ -13,14 +13,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from svc_fakes import PASSWORDS, subprocess_env
+from svc_fakes import PASSWORDS, subprocess_env, wait_until_healthy
 
 from liverseg.service import auth as auth_mod
 from liverseg.service.config import ServiceConfig
@@ -88,16 +86,7 @@ def server(tmp_path: Path, segmenter: str | None):
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        end = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > end:
-                raise AssertionError(
-                    "server did not start:\n" + (tmp_path / "server.log").read_text()[-3000:]
-                )
-            time.sleep(0.2)
+        wait_until_healthy(url, proc, tmp_path / "server.log", 60)
         yield url
     finally:
         proc.terminate()

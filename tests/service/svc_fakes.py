@@ -8,15 +8,18 @@ by :func:`make_ct` (the real pipeline is exercised by the e2e test when present)
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import subprocess
 import time
 import zipfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import numpy as np
 
 from liverseg.io import Volume, read_volume, write_volume
@@ -33,6 +36,23 @@ def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
+
+
+def wait_until_healthy(url: str, proc: subprocess.Popen, log_path: Path, timeout_s: float) -> None:
+    """Wait until ``liverseg serve`` at ``url`` answers ``/healthz`` with 200.
+
+    Raises:
+        AssertionError: the process exited or ``timeout_s`` passed; the message ends with the
+            last 3,000 characters of its log ``log_path``.
+    """
+    end = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        if proc.poll() is not None or time.monotonic() > end:
+            raise AssertionError("server did not start:\n" + log_path.read_text()[-3000:])
+        time.sleep(0.2)
 
 
 def upload(client: Any, path: Path, label: str = "case") -> Any:

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from sqlalchemy import func, select
-from svc_fakes import PASSWORDS, subprocess_env, write_ct
+from svc_fakes import PASSWORDS, subprocess_env, wait_until_healthy, write_ct
 
 from liverseg.service import auth as auth_mod
 from liverseg.service.config import ServiceConfig
@@ -65,16 +65,7 @@ def server(tmp_path: Path, db_url: str):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        end = time.monotonic() + 90
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > end:
-                raise AssertionError(
-                    "server did not start:\n" + (tmp_path / "server.log").read_text()[-3000:]
-                )
-            time.sleep(0.2)
+        wait_until_healthy(url, proc, tmp_path / "server.log", 90)
         yield url, data, db
     finally:
         proc.terminate()
