@@ -9,16 +9,14 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from svc_fakes import PASSWORDS, subprocess_env, wait_until_healthy
+from svc_fakes import PASSWORDS, running_server
 
 from liverseg.service import auth as auth_mod
 from liverseg.service.config import ServiceConfig
@@ -79,24 +77,8 @@ def server(tmp_path: Path, segmenter: str | None):
     ]
     if segmenter:
         cmd += ["--segmenter", segmenter]
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        cmd, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: teardown reaches the workers too
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, proc, tmp_path / "server.log", 60)
+    with running_server(cmd, port, tmp_path / "server.log", 60) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # any worker left behind
-        log.close()
 
 
 class Browser:

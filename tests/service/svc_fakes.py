@@ -12,9 +12,11 @@ import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -53,6 +55,33 @@ def wait_until_healthy(url: str, proc: subprocess.Popen, log_path: Path, timeout
         if proc.poll() is not None or time.monotonic() > end:
             raise AssertionError("server did not start:\n" + log_path.read_text()[-3000:])
         time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def running_server(cmd: list[str], port: int, log_path: Path, timeout_s: float) -> Iterator[str]:
+    """Run ``cmd`` (a ``liverseg serve`` on ``port``) until the block ends; yield its URL.
+
+    The server runs in its own process group, so teardown reaches its workers too; its output
+    goes to ``log_path`` (quoted when it does not start within ``timeout_s``).
+    """
+    log = open(log_path, "wb")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(
+        cmd, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, proc, log_path, timeout_s)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # any worker left behind
+        log.close()
 
 
 def upload(client: Any, path: Path, label: str = "case") -> Any:

@@ -7,12 +7,8 @@ Before the database work left the event loop, 8 simultaneous uploads on SQLite g
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import socket
 import stat
-import subprocess
 import sys
 import threading
 import time
@@ -22,7 +18,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from sqlalchemy import func, select
-from svc_fakes import PASSWORDS, subprocess_env, wait_until_healthy, write_ct
+from svc_fakes import PASSWORDS, running_server, write_ct
 
 from liverseg.service import auth as auth_mod
 from liverseg.service.config import ServiceConfig
@@ -54,28 +50,10 @@ def server(tmp_path: Path, db_url: str):
     cmd += ["--workers", "2", "--segmenter", "svc_fakes:fake_segmenter"] + (
         [] if sqlite else ["--db", db_url]
     )
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        cmd,
-        env=subprocess_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(url, proc, tmp_path / "server.log", 90)
-        yield url, data, db
+        with running_server(cmd, port, tmp_path / "server.log", 90) as url:
+            yield url, data, db
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
         db.dispose()
 
 
