@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from liverseg.errors import InputError
-from liverseg.io.volume import Grid, Volume
+from liverseg.io.volume import Grid, Volume, fmt_triple
 
 __all__ = [
     "LABELS",
@@ -98,13 +98,9 @@ class LabelMap(Volume):
 
     def __repr__(self) -> str:
         return (
-            f"LabelMap(shape={self.shape}, values={self.values}, spacing_zyx={_fmt_triple(self.spacing)}, "
-            f"origin={_fmt_triple(self.origin)})"
+            f"LabelMap(shape={self.shape}, values={self.values}, spacing_zyx={fmt_triple(self.spacing)}, "
+            f"origin={fmt_triple(self.origin)})"
         )
-
-
-def _fmt_triple(values: Any) -> str:
-    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
 
 
 def _checked(array: np.ndarray, allowed: tuple[int, ...], path: Any) -> np.ndarray:

@@ -135,7 +135,7 @@ class Grid:
 
     def describe(self) -> str:
         """One-line description: shape, spacing and origin (direction only when not identity)."""
-        text = f"shape {self.shape}, spacing {_fmt(self.spacing)} mm, origin {_fmt(self.origin)}"
+        text = f"shape {self.shape}, spacing {fmt_triple(self.spacing)} mm, origin {fmt_triple(self.origin)}"
         if not np.allclose(self.direction, np.eye(3), atol=1e-6):
             text += f", direction {[[round(v, 4) for v in row] for row in self.direction.tolist()]}"
         return text
@@ -315,12 +315,13 @@ class Volume:
 
     def __repr__(self) -> str:
         return (
-            f"Volume(shape={self.shape}, dtype={self.array.dtype}, spacing_zyx={_fmt(self.spacing)}, "
-            f"origin={_fmt(self.origin)})"
+            f"Volume(shape={self.shape}, dtype={self.array.dtype}, spacing_zyx={fmt_triple(self.spacing)}, "
+            f"origin={fmt_triple(self.origin)})"
         )
 
 
-def _fmt(values: Any) -> str:
+def fmt_triple(values: Any) -> str:
+    """``(z, y, x)`` numbers as ``"(a, b, c)"`` with 4 significant digits (reprs and messages)."""
     return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
 
 
