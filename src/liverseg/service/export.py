@@ -74,7 +74,7 @@ def export_corrections(database: Database, data_dir: str | Path, out: str | Path
     for problem_id, category, correction, study_id, input_name, model_version, patient in todo:
         image_path = storage.study_dir(study_id) / input_name
         image = read_image_volume(image_path)
-        label = read_label_volume(storage.root / "corrections" / str(correction))
+        label = read_label_volume(storage.correction_file(str(correction)))
         image.require_same_grid(label, "corrected label map")
         case_id = f"corr{problem_id:05d}_{study_id[:8]}"
         source = SourceCase(

@@ -58,14 +58,9 @@ def delete_study_rows(
         raise StudyBusyError(
             f"study {study.id} is being segmented right now; delete it once its job has finished"
         )
-    corrections = [
-        name
-        for name in db.scalars(
-            select(ProblemReport.correction_name).where(ProblemReport.study_id == study.id)
-        ).all()
-        if name
-    ]
-    n_problems = len(db.scalars(select(ProblemReport.id).where(ProblemReport.study_id == study.id)).all())
+    names = db.scalars(select(ProblemReport.correction_name).where(ProblemReport.study_id == study.id)).all()
+    corrections = [name for name in names if name]
+    n_problems = len(names)
     db.execute(delete(ProblemReport).where(ProblemReport.study_id == study.id))
     db.execute(delete(Job).where(Job.study_id == study.id))
     db.delete(study)
@@ -84,7 +79,7 @@ def remove_study_files(storage: Storage, deleted: DeletedStudy) -> None:
     """Remove a deleted study's folder and its corrected label maps (missing files are fine)."""
     shutil.rmtree(storage.study_dir(deleted.study_id), ignore_errors=True)
     for name in deleted.corrections:
-        (storage.root / "corrections" / name).unlink(missing_ok=True)
+        storage.correction_file(name).unlink(missing_ok=True)
     if storage.study_dir(deleted.study_id).exists():
         log.error("could not remove every file of deleted study %s", deleted.study_id)
 

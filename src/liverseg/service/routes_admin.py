@@ -257,7 +257,7 @@ def correction_file(
     )
     db.commit()
     return FileResponse(
-        request.app.state.storage.root / "corrections" / pr.correction_name,
+        request.app.state.storage.correction_file(pr.correction_name),
         media_type="application/octet-stream",
         filename=f"correction_{pr.correction_name}",
         content_disposition_type="attachment",

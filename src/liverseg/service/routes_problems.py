@@ -154,7 +154,7 @@ def _file_problem(
             s.add(pr)
             s.flush()
             if checked is not None:
-                dest = storage.root / "corrections" / f"{int(pr.id)}{suffix}"
+                dest = storage.correction_file(f"{int(pr.id)}{suffix}")
                 os.replace(checked, dest)
                 fsync_dir(dest.parent)
                 pr.correction_name = dest.name
@@ -206,7 +206,7 @@ async def report_problem(
     upload: Path | None = None
     try:
         if source is not None:
-            upload = storage.root / "corrections" / f"upload-{uuid.uuid4().hex}.part"
+            upload = storage.correction_file(f"upload-{uuid.uuid4().hex}.part")
 
             async def chunks() -> Any:
                 while block := await source.read(1 << 20):

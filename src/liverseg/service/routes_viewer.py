@@ -19,10 +19,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response, StreamingResponse
-from sqlalchemy.orm import Session
 
 from liverseg.service.db import Study
-from liverseg.service.deps import get_db, owned_study
+from liverseg.service.deps import owned_study
 from liverseg.service.jobs import read_report
 from liverseg.service.viewer import OutdatedViewerCacheError, StudyViewer, viewer_lesions
 from liverseg.service.volumes import build_viewer_cache, read_image_volume, read_label_volume
@@ -52,10 +51,9 @@ def _rebuild(request: Request, study: Study) -> None:
     log.info("viewer cache of study %s rebuilt (written by an older liverseg)", study.id)
 
 
-async def study_viewer(request: Request, study: Study, db: Session | None = None) -> StudyViewer:
-    """The study's viewer cache (rebuilt when outdated); releases the database first."""
-    if db is not None:
-        db.commit()  # access is checked: release the database before any file work
+async def study_viewer(request: Request, study: Study) -> StudyViewer:
+    """The study's viewer cache (rebuilt when outdated). :func:`~liverseg.service.deps.owned_study`
+    has already committed, so no database transaction is held during the file work."""
     cache, folder = request.app.state.viewer_cache, request.app.state.storage.viewer_dir(study.id)
     try:
         return cache.get(study.id, folder)
@@ -67,14 +65,12 @@ async def study_viewer(request: Request, study: Study, db: Session | None = None
 
 
 @router.get("/api/studies/{study_id}/viewer")
-async def viewer_info(
-    request: Request, study: Study = Depends(owned_study), db: Session = Depends(get_db)
-) -> dict[str, Any]:
+async def viewer_info(request: Request, study: Study = Depends(owned_study)) -> dict[str, Any]:
     """Everything the viewer needs: identity, grid, volume URLs, window presets, slice numbers
     and table positions of the axial slices, measurements and the lesion table with viewer
     coordinates (:func:`liverseg.service.viewer.viewer_lesions`)."""
     identity = study.identity()
-    sv = await study_viewer(request, study, db)
+    sv = await study_viewer(request, study)
     report = await asyncio.to_thread(read_report, request.app.state.storage, study.id) or {}
     meta = sv.meta
     base = f"/api/studies/{study.id}"
@@ -107,15 +103,13 @@ def _inflate(path: Path) -> Iterator[bytes]:
 
 
 @router.get("/api/studies/{study_id}/volumes/{name}", response_class=FileResponse, responses=_NIFTI)
-async def volume_file(
-    name: str, request: Request, study: Study = Depends(owned_study), db: Session = Depends(get_db)
-) -> Response:
+async def volume_file(name: str, request: Request, study: Study = Depends(owned_study)) -> Response:
     """``ct.nii`` or ``labels.nii`` of the viewer cache (NIfTI-1, RAS voxel order), gzip-encoded."""
     if name not in VOLUMES:
         raise HTTPException(
             status_code=404, detail=f"volume must be one of {', '.join(VOLUMES)}, got {name!r}"
         )
-    sv = await study_viewer(request, study, db)
+    sv = await study_viewer(request, study)
     path = sv.folder / f"{name}.gz"
     headers = {"Cache-Control": "private, no-cache", "Vary": "Accept-Encoding"}  # a re-run rewrites it
     if "gzip" not in request.headers.get("accept-encoding", ""):
@@ -126,11 +120,9 @@ async def volume_file(
 
 
 @router.get("/api/studies/{study_id}/lesions/{lesion_id}/border", response_class=Response)
-async def lesion_border(
-    lesion_id: int, request: Request, study: Study = Depends(owned_study), db: Session = Depends(get_db)
-) -> Response:
+async def lesion_border(lesion_id: int, request: Request, study: Study = Depends(owned_study)) -> Response:
     """Flat RAS voxel indices (little-endian uint32) of a lesion's border, to outline it."""
-    sv = await study_viewer(request, study, db)
+    sv = await study_viewer(request, study)
     data = sv.border(lesion_id).tobytes()
     return Response(
         data, media_type="application/octet-stream", headers={"Cache-Control": "private, no-cache"}

@@ -113,8 +113,9 @@ class Storage:
     def viewer_dir(self, study_id: str) -> Path:
         return self.output_dir(study_id) / "viewer"
 
-    def correction_path(self, problem_id: int, *, gz: bool = True) -> Path:
-        return self.root / "corrections" / f"{int(problem_id)}.nii{'.gz' if gz else ''}"
+    def correction_file(self, name: str) -> Path:
+        """Path of the corrected label map (or an upload in progress) ``name`` of a problem report."""
+        return self.root / "corrections" / name
 
     def model_path(self, sha256: str) -> Path:
         return self.root / "models" / f"{sha256}.pt"
