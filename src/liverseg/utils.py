@@ -181,7 +181,7 @@ def written_path(path: str | Path) -> Path:
     :func:`output_transaction` that has not ended, its temporary file; otherwise ``path``."""
     path = Path(path)
     tx = _TRANSACTION.get()
-    pending = tx.pending(ensure_parent(path)) if tx is not None else None
+    pending = tx.pending(path) if tx is not None else None
     return pending if pending is not None else path
 
 

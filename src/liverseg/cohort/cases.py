@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from liverseg.errors import InputError
+from liverseg.io.itk_files import ITK_READ_SUFFIXES
 
 __all__ = [
     "VOLUME_SUFFIXES",
@@ -37,7 +38,7 @@ __all__ = [
     "read_manifest",
 ]
 
-VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".zip")
+VOLUME_SUFFIXES = (*ITK_READ_SUFFIXES, ".zip")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 

@@ -139,7 +139,7 @@ def _scan(blocks: Any, dtype: np.dtype) -> tuple[int, int]:
             data = carry + block
             usable = len(data) - len(data) % dtype.itemsize
             values = np.frombuffer(data[:usable], dtype=dtype)
-            bad += int(values.size - np.count_nonzero(np.isfinite(values)))
+            bad += count_nonfinite(values)
             carry = data[usable:]
     return got, bad
 

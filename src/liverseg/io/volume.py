@@ -30,6 +30,7 @@ import SimpleITK as sitk
 from scipy.optimize import linear_sum_assignment
 
 from liverseg.errors import GeometryError, InputError
+from liverseg.io.limits import ORTHONORMAL_ATOL
 
 __all__ = ["Grid", "Reorientation", "Volume", "to_canonical"]
 
@@ -49,7 +50,7 @@ def _direction(values: Any) -> np.ndarray:
         direction = direction.reshape(3, 3)
     if direction.shape != (3, 3):
         raise GeometryError(f"direction must be a 3x3 matrix, got shape {direction.shape}")
-    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-4):
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=ORTHONORMAL_ATOL):
         raise GeometryError(f"direction must be orthonormal, got {direction.tolist()}")
     direction = direction.copy()
     direction.setflags(write=False)
@@ -199,13 +200,11 @@ class Volume:
             )
         if min(arr.shape) < 1:
             raise InputError(f"expected a non-empty 3D volume, got shape {arr.shape}")
-        spacing = _as_triple(self.spacing, "spacing")
-        if min(spacing) <= 0:
-            raise GeometryError(f"spacing must be positive (mm), got {spacing}")
+        grid = Grid(arr.shape, self.spacing, self.origin, self.direction)  # the geometry checks
         object.__setattr__(self, "array", arr)
-        object.__setattr__(self, "spacing", spacing)
-        object.__setattr__(self, "origin", _as_triple(self.origin, "origin"))
-        object.__setattr__(self, "direction", _direction(self.direction))
+        object.__setattr__(self, "spacing", grid.spacing)
+        object.__setattr__(self, "origin", grid.origin)
+        object.__setattr__(self, "direction", grid.direction)
         object.__setattr__(self, "metadata", dict(self.metadata))
 
     # ------------------------------------------------------------------ basic properties

@@ -42,7 +42,7 @@ from scipy import ndimage
 
 from liverseg.errors import ConfigError, GeometryError, InputError
 from liverseg.io.labels import LabelMap
-from liverseg.io.volume import Grid, Volume
+from liverseg.io.volume import Grid, Volume, fmt_triple
 
 __all__ = [
     "MAX_RESAMPLED_VOXELS",
@@ -167,15 +167,11 @@ def _check_target(volume: Volume, shape: Sequence[int], spacing: Sequence[float]
     extent = tuple(round(n * s) for n, s in zip(volume.shape, volume.spacing, strict=True))
     _check_grid_size(
         shape,
-        f"resampling shape {volume.shape} at {_mm(volume.spacing)} mm to {_mm(spacing)} mm",
+        f"resampling shape {volume.shape} at {fmt_triple(volume.spacing)} mm to {fmt_triple(spacing)} mm",
         volume.metadata.get("source"),
-        f": the voxel spacing {_mm(volume.spacing)} mm makes a field of view of {extent[0]} x "
+        f": the voxel spacing {fmt_triple(volume.spacing)} mm makes a field of view of {extent[0]} x "
         f"{extent[1]} x {extent[2]} mm (z, y, x), implausible for a CT; check the spacing in the header",
     )
-
-
-def _mm(values: Sequence[float]) -> str:
-    return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"
 
 
 def _axis_index(
