@@ -62,6 +62,7 @@ def main() -> None:
             "per_case": summary["best_per_case"],
         }
     folds = sorted({r["fold"] for r in rows.values()})
+    gpu_results = json.loads((args.runs.parent / "v2" / "gpu_results.json").read_text())
     for k in folds:
         loaded = load_checkpoint(args.runs / f"s2_f{k}" / "best.pt", device="cpu")
         spec = loaded.spec
@@ -75,7 +76,7 @@ def main() -> None:
                 device=torch.device("cpu"),
                 batch_size=8,
             )
-        summ = json.loads((args.runs.parent / "v2" / "gpu_results.json").read_text()).get(f"s2_f{k}", {})
+        summ = gpu_results.get(f"s2_f{k}", {})
         steps = (summ.get("summary") or {}).get("steps")
         rows[f"abl_release_f{k}"] = {"arm": "release", "fold": k, "steps": steps, "per_case": res["per_case"]}
         print(

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _results import emit, fmt
+from _results import case_scores, emit, fmt, score_cells
 
 DEFAULT_MIN_MM3 = 10.0  # size floor of the main table (the shipped model's own default is in its model.json)
 
@@ -86,17 +86,10 @@ def validate(
             remove_small_lesions(raw, ref.spacing, DEFAULT_MIN_MM3), tumor_prob, min_confidence
         )
         res = evaluate_case(final, ref.array, ref.spacing)
-        les = res.get("lesions") or {}
         out[case] = {
             "stage1": str(s1.parent.name),
             "stage2": str(s2.parent.name),
-            "liver_dice": res["liver"]["dice"],
-            "liver_assd_mm": res["liver"].get("assd"),
-            "tumor_dice": res["tumor"]["dice"] if has_tumor else None,
-            "lesion_recall": les.get("recall") if has_tumor else None,
-            "lesion_recall_ge10mm": les.get("recall_measurable") if has_tumor else None,
-            "false_positive_lesions": les.get("n_false_positive"),
-            "ref_lesions": les.get("n_ref"),
+            **case_scores(res, has_tumor),
             "seconds": seconds,
         }
         print(case, {k: v for k, v in out[case].items() if k not in ("stage1", "stage2")}, flush=True)
@@ -123,10 +116,7 @@ def markdown(results: dict[str, dict]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for case, r in results.items():
-        rows.append(
-            f"| {case} | {fmt(r['liver_dice'])} | {fmt(r['liver_assd_mm'], 2)} | {fmt(r['tumor_dice'])} | "
-            f"{fmt(r['lesion_recall'])} | {fmt(r['lesion_recall_ge10mm'])} | {fmt(r['false_positive_lesions'])} |"
-        )
+        rows.append(f"| {case} | {score_cells(r)}")
     ld = [r["liver_dice"] for r in results.values()]
     td = [r["tumor_dice"] for r in results.values() if r["tumor_dice"] is not None]
     rows.append(

@@ -22,13 +22,14 @@ for the slice exports. The lesion model shipped with 0.2.0 is fitted on all fold
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
-from _results import emit, fmt
+from _results import case_scores, emit, score_cells
 
 CANDIDATE_FLOOR_MM3 = 10.0
 
@@ -139,6 +140,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     from liverseg.data.dataset import load_dataset
     from liverseg.data.slice_export import is_full_quality
     from liverseg.inference.lesion_confidence import FEATURES, LesionCandidate, LesionModel, fit_lesion_model
+    from liverseg.io import read_volume
     from liverseg.metrics import evaluate_case
 
     if args.bayes:
@@ -163,13 +165,8 @@ def cmd_score(args: argparse.Namespace) -> None:
             return model
         conf = model.confidence([LesionCandidate(0, dict(zip(FEATURES, row, strict=True))) for row in x])
         threshold = choose_threshold(conf, y, len(records), args.max_fp_per_case)
-        return LesionModel(
-            model.mean,
-            model.scale,
-            model.weights,
-            model.bias,
-            threshold,
-            min(model.list_threshold, threshold),
+        return dataclasses.replace(
+            model, confirm_threshold=threshold, list_threshold=min(model.list_threshold, threshold)
         )
 
     models: dict[int, LesionModel | None] = {}
@@ -180,7 +177,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     results = {}
     for case, rec in recs.items():
         info = ds.case(case)
-        _, ref = ds.load_case(case)
+        ref = read_volume(ds.label_path(case), kind="label")  # the image is not needed here
         with np.load(cv / f"{case}.npz") as z:
             labels, comps = z["labels"], z["comps"]
         model = models[rec["fold"]]
@@ -194,19 +191,11 @@ def cmd_score(args: argparse.Namespace) -> None:
             keep = {c["index"] for c in rec["candidates"]}
         final = _apply(comps, labels, keep)
         res = evaluate_case(final, ref.array, ref.spacing)
-        les = res.get("lesions") or {}
-        has_tumor = bool((ref.array == 2).any())
         results[case] = {
             "fold": rec["fold"],
             "full_quality": is_full_quality(info.extra),
-            "liver_dice": res["liver"]["dice"],
-            "liver_assd_mm": res["liver"].get("assd"),
-            "tumor_dice": res["tumor"]["dice"] if has_tumor else None,
-            "lesion_recall": les.get("recall") if has_tumor else None,
-            "lesion_recall_ge10mm": les.get("recall_measurable") if has_tumor else None,
-            "n_ref_ge10mm": les.get("n_ref_measurable"),
-            "false_positive_lesions": les.get("n_false_positive"),
-            "ref_lesions": les.get("n_ref"),
+            **case_scores(res, has_tumor=bool((ref.array == 2).any())),
+            "n_ref_ge10mm": (res.get("lesions") or {}).get("n_ref_measurable"),
             "seconds": rec["seconds"],
         }
         print(
@@ -245,10 +234,7 @@ def markdown(results: dict[str, dict]) -> str:
             "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for c, r in rows.items():
-            out.append(
-                f"| {c} | {r['fold']} | {fmt(r['liver_dice'])} | {fmt(r['liver_assd_mm'], 2)} | {fmt(r['tumor_dice'])} | "
-                f"{fmt(r['lesion_recall'])} | {fmt(r['lesion_recall_ge10mm'])} | {fmt(r['false_positive_lesions'])} |"
-            )
+            out.append(f"| {c} | {r['fold']} | {score_cells(r)}")
         det = sum((r["lesion_recall_ge10mm"] or 0) * (r["n_ref_ge10mm"] or 0) for r in rows.values())
         n10 = sum(r["n_ref_ge10mm"] or 0 for r in rows.values())
         out.append(

@@ -24,7 +24,6 @@ import torch
 
 from liverseg.augment.scanner import sharpen, simulate_phase, simulate_slice_export, simulate_thick_slices
 from liverseg.augment.transforms import make_transform
-from liverseg.errors import ConfigError
 from liverseg.training.augment_apply import apply_batch
 from liverseg.training.augment_params import sample_params
 from liverseg.training.config import AugmentConfig
@@ -47,10 +46,7 @@ def lesion_transform(params: dict[str, Any]) -> LesionFn:
     Raises:
         ConfigError: ``params`` has an unknown key or a bad value (named).
     """
-    try:
-        return make_transform(**params)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"augment.synthetic_lesions.params: {exc}") from exc
+    return make_transform(**params)  # names the section in its ConfigError
 
 
 def scanner_variation(
