@@ -1,6 +1,7 @@
 """The cohort driver: plan (resume), run on an engine, write outputs, ledger and table.
 
 Output layout (``OUT_DIR``; ``--report``/``--html``/``--overlays`` may name other folders)::
+
     OUT_DIR/<case>.nii.gz          label map on the input's grid
     OUT_DIR/<case>.report.json     the JSON report (docs/report_schema.md)
     HTML_DIR/<case>.html           with --html

@@ -1,6 +1,7 @@
 """The prepared dataset: ``dataset.json`` schema, fingerprint and :func:`load_dataset`.
 
 A prepared dataset (written by ``liverseg data prepare``, see docs/contracts.md) is a folder::
+
     OUT/images/<case>.nii.gz   CT in HU (int16 when integral, else float32)
     OUT/labels/<case>.nii.gz   uint8 label map 0 background / 1 liver / 2 tumor, same grid as the image
     OUT/dataset.json           the manifest described by :class:`PreparedDataset`

@@ -1,6 +1,7 @@
 """Files of the service: data-dir layout, durable uploads and upload validation.
 
 Layout under the data dir::
+
     incoming/<study_id>/                                              an upload being received
     studies/<study_id>/input.nii.gz | input.nii | input.zip      the upload, as received
     studies/<study_id>/output/labels.nii.gz, report.json, report.html, seg.dcm, sr.dcm

@@ -1,6 +1,7 @@
 """Per-stage training cache: canonical, resampled int16 HU + uint8 labels, one ``.npz`` per case.
 
 Layout::
+
     cache_dir/<spec-hash>/manifest.json     spec, dataset fingerprint, cases, splits (a copy)
     cache_dir/<spec-hash>/<case>.npz        image int16 (z, y, x) HU, label uint8, spacing_zyx mm
 

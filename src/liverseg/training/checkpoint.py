@@ -1,6 +1,7 @@
 """Checkpoints: weights + everything needed to reproduce a stage's input and provenance.
 
 A checkpoint is ``torch.save`` of a plain dict (loadable with ``weights_only=True``)::
+
     format "liverseg-checkpoint", format_version 1, state_dict (fp32 or fp16 tensors),
     weights_dtype, spec (StageSpec dict), model_name, model_kwargs, config (resolved),
     dataset_fingerprint, metrics, code_version, created (UTC ISO), ...extra (epoch, timings,

@@ -1,6 +1,7 @@
-"""Typed training configuration: frozen dataclasses loaded from YAML, ``--set`` overrides.
+"""Typed training configuration: frozen pydantic models loaded from YAML, ``--set`` overrides.
 
-A config file has the sections below (every key optional, defaults shown by the dataclasses)::
+A config file has the sections below (every key optional, defaults shown by the models)::
+
     name: unet_single
     data:     {dir, cache_dir, fold, train_ids, val_ids}
     model:    {name, kwargs}
