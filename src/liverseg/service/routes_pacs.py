@@ -28,11 +28,9 @@ from liverseg.errors import PacsError
 from liverseg.io.dicom_series import read_series_identity
 from liverseg.pacs import PacsClient, choose_series
 from liverseg.service.auth import audit
-from liverseg.service.db import Study, utcnow
 from liverseg.service.deps import Auth, client_ip, current_user, get_db
 from liverseg.service.identity import study_identity
-from liverseg.service.jobs import enqueue
-from liverseg.service.routes_studies import StudyOut, study_out
+from liverseg.service.routes_studies import StudyOut, register_study
 from liverseg.service.storage import fsync_dir, validate_dicom_zip
 from liverseg.utils import atomic_path
 
@@ -149,7 +147,7 @@ def pacs_import(request: Request, body: PacsImportIn, auth: Auth = Depends(curre
     checked, then moved to ``studies/<id>/`` and registered in one short write transaction (the
     folder is removed if that fails). A plain route: it runs in the threadpool.
     """
-    cfg, storage, database = request.app.state.config, request.app.state.storage, request.app.state.database
+    cfg, storage = request.app.state.config, request.app.state.storage
     pacs = _pacs(request)
     study_id = uuid.uuid4().hex
     incoming = storage.incoming_dir(study_id)
@@ -160,42 +158,21 @@ def pacs_import(request: Request, body: PacsImportIn, auth: Auth = Depends(curre
             raise _bad_gateway(exc) from exc
         validate_dicom_zip(pulled["path"], cfg.limits)
         identity = study_identity(read_series_identity(pulled["path"]), {}, cfg)
-        folder = storage.publish(incoming, study_id)
         default = f"PACS series {pulled['series_number']} {pulled['series_description']}".strip()
-        try:
-            with database.session() as s:
-                study = Study(
-                    id=study_id,
-                    owner_id=auth.user.id,
-                    label=(body.label.strip() or default)[:200],
-                    input_kind="dicom",
-                    input_name="input.zip",
-                    input_sha256=pulled["sha256"],
-                    input_bytes=pulled["size"],
-                    status="queued",
-                    created_at=utcnow(),
-                    **identity,
-                )
-                s.add(study)
-                s.flush()
-                enqueue(s, study)
-                audit(
-                    s,
-                    "pacs_import",
-                    user=auth.user,
-                    target=f"study:{study_id}",
-                    ip=client_ip(request),
-                    detail={
-                        "files": pulled["files"],
-                        "bytes": pulled["size"],
-                        "series_chosen_by": pulled["why"],
-                    },
-                )
-                s.flush()
-                out = study_out(s, study, storage, auth.user.name).model_dump(mode="json")
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)  # never a study folder without its row
-            raise
+        out = register_study(
+            request,
+            auth,
+            incoming,
+            study_id,
+            action="pacs_import",
+            detail={"files": pulled["files"], "bytes": pulled["size"], "series_chosen_by": pulled["why"]},
+            label=(body.label.strip() or default)[:200],
+            input_kind="dicom",
+            input_name="input.zip",
+            input_sha256=pulled["sha256"],
+            input_bytes=pulled["size"],
+            **identity,
+        )
     finally:
         shutil.rmtree(incoming, ignore_errors=True)  # gone once published
     log.info("study %s imported from the PACS (%d files) and queued", study_id, pulled["files"])

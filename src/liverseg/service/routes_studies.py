@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -194,13 +195,37 @@ async def upload_study(
     return JSONResponse(out, status_code=202)
 
 
+def register_study(
+    request: Request, auth: Auth, incoming: Path, study_id: str, *, action: str, detail: dict, **columns: Any
+) -> dict[str, Any]:
+    """Move the checked input folder ``incoming`` to ``studies/<study_id>`` and register the queued
+    study (``columns``: its :class:`Study` columns besides id, owner, status and time), its job and
+    the audit event ``action`` with ``detail`` in one short write transaction; the folder is
+    removed again if that fails (never a study folder without its row). Returns the study as JSON.
+    """
+    storage, database = request.app.state.storage, request.app.state.database
+    folder = storage.publish(incoming, study_id)
+    try:
+        with database.session() as s:
+            study = Study(id=study_id, owner_id=auth.user.id, status="queued", created_at=utcnow(), **columns)
+            s.add(study)
+            s.flush()
+            enqueue(s, study)
+            audit(s, action, user=auth.user, target=f"study:{study_id}", ip=client_ip(request), detail=detail)
+            s.flush()
+            return study_out(s, study, storage, auth.user.name).model_dump(mode="json")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
 def _register_upload(
     request: Request, auth: Auth, stored: StoredFile, study_id: str, label: str, user_identity: dict[str, Any]
 ) -> dict:
     """Identify and validate an upload, read its identity, move it to ``studies/<id>`` and
     register the study and its job in one short write transaction (the folder is removed again
     if that fails)."""
-    cfg, storage, database = request.app.state.config, request.app.state.storage, request.app.state.database
+    cfg = request.app.state.config
     incoming = stored.path.parent
     with open(stored.path, "rb") as fh:
         kind = sniff_kind(fh.read(544))
@@ -210,37 +235,21 @@ def _register_upload(
     (validate_dicom_zip if kind == "zip" else validate_nifti)(final, cfg.limits)
     from_dicom = read_series_identity(final) if kind == "zip" else None
     identity = study_identity(from_dicom, user_identity, cfg)
-    folder = storage.publish(incoming, study_id)
-    try:
-        with database.session() as s:
-            study = Study(
-                id=study_id,
-                owner_id=auth.user.id,
-                label=(unquote(label).strip() or f"study {study_id[:8]}")[:200],
-                input_kind="dicom" if kind == "zip" else "nifti",
-                input_name=final.name,
-                input_sha256=stored.sha256,
-                input_bytes=stored.size,
-                status="queued",
-                created_at=utcnow(),
-                **identity,
-            )
-            s.add(study)
-            s.flush()
-            enqueue(s, study)
-            audit(
-                s,
-                "upload",
-                user=auth.user,
-                target=f"study:{study_id}",
-                ip=client_ip(request),
-                detail={"bytes": stored.size, "kind": study.input_kind},
-            )
-            s.flush()
-            out = study_out(s, study, storage, auth.user.name).model_dump(mode="json")
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)  # never a study folder without its row
-        raise
+    input_kind = "dicom" if kind == "zip" else "nifti"
+    out = register_study(
+        request,
+        auth,
+        incoming,
+        study_id,
+        action="upload",
+        detail={"bytes": stored.size, "kind": input_kind},
+        label=(unquote(label).strip() or f"study {study_id[:8]}")[:200],
+        input_kind=input_kind,
+        input_name=final.name,
+        input_sha256=stored.sha256,
+        input_bytes=stored.size,
+        **identity,
+    )
     log.info("study %s uploaded (%d bytes) and queued", study_id, stored.size)
     return out
 
